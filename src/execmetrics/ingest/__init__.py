@@ -1,0 +1,1 @@
+"""Ingestion of customers, subscription events, fx rates and marketing spend."""

@@ -1,0 +1,224 @@
+"""Validation of one input row per data set, into the values stored.
+
+Each `parse_*` function takes a row of strings and returns the row to store, or raises
+RowError naming the column at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pycountry
+
+from execmetrics.ingest.problems import RowError
+from execmetrics.ingest.readers import Row
+from execmetrics.money import MoneyError, currency_exponent, parse_minor_units, parse_rate
+from execmetrics.timeutil import TimestampError, parse_timestamp
+
+EVENT_TYPES = ("start", "change", "cancel")
+INTERVALS = ("day", "week", "month", "year")
+SEGMENTS = {"smb": "SMB", "mid-market": "Mid-Market", "enterprise": "Enterprise"}
+
+CUSTOMER_COLUMNS = (
+    "customer_id",
+    "name",
+    "created_at",
+    "country",
+    "segment",
+    "employees",
+    "acquisition_source",
+    "acquisition_campaign",
+)
+EVENT_COLUMNS = (
+    "event_id",
+    "customer_id",
+    "subscription_id",
+    "occurred_at",
+    "type",
+    "plan_id",
+    "tier",
+    "amount_minor",
+    "quantity",
+    "currency",
+    "interval",
+    "interval_count",
+    "trial_ends_at",
+)
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "subscription_events": ("event_id", "customer_id", "subscription_id", "occurred_at", "type"),
+    "fx_rates": ("date", "currency", "rate"),
+    "marketing_spend": ("month", "source", "amount_minor", "currency"),
+}
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def content_hash(values: tuple[Any, ...]) -> str:
+    text = json.dumps(values, separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _text(row: Row, column: str) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _required(row: Row, column: str) -> str:
+    value = _text(row, column)
+    if value is None:
+        raise RowError(column, "required but empty")
+    return value
+
+
+def _guard(column: str, parse: Callable[[str], Any], value: str) -> Any:
+    try:
+        return parse(value)
+    except (MoneyError, TimestampError, ValueError) as error:
+        raise RowError(column, str(error)) from None
+
+
+def _timestamp(row: Row, column: str, required: bool = False) -> int | None:
+    value = _required(row, column) if required else _text(row, column)
+    return None if value is None else int(_guard(column, parse_timestamp, value))
+
+
+def _currency(row: Row, column: str = "currency") -> str:
+    code = _required(row, column)
+    _guard(column, currency_exponent, code)
+    return code
+
+
+def _count(row: Row, column: str, default: int | None, minimum: int) -> int | None:
+    value = _text(row, column)
+    if value is None:
+        return default
+    if not re.fullmatch(r"-?[0-9]+", value):
+        raise RowError(column, f"expected a whole number, got {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise RowError(column, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def _country(row: Row) -> str | None:
+    code = _text(row, "country")
+    if code is None:
+        return None
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
+        raise RowError("country", f"not an ISO 3166-1 alpha-2 country code: {code!r}")
+    return code.upper()
+
+
+def segment_for(employees: int | None) -> str | None:
+    """Segment derived from company size: under 50 SMB, 50-999 Mid-Market, 1000+ Enterprise."""
+    if employees is None:
+        return None
+    if employees < 50:
+        return "SMB"
+    return "Mid-Market" if employees < 1000 else "Enterprise"
+
+
+def parse_customer(row: Row) -> dict[str, Any]:
+    employees = _count(row, "employees", None, 0)
+    segment = _text(row, "segment")
+    if segment is not None:
+        if segment.lower() not in SEGMENTS:
+            raise RowError("segment", f"expected SMB, Mid-Market or Enterprise, got {segment!r}")
+        segment = SEGMENTS[segment.lower()]
+    else:
+        segment = segment_for(employees)
+    attributes = {
+        key: value.strip()
+        for key, value in row.items()
+        if key not in CUSTOMER_COLUMNS and value is not None and value.strip()
+    }
+    record: dict[str, Any] = {
+        "customer_id": _required(row, "customer_id"),
+        "name": _text(row, "name"),
+        "created_at": _timestamp(row, "created_at"),
+        "country": _country(row),
+        "segment": segment,
+        "employees": employees,
+        "acquisition_source": _text(row, "acquisition_source"),
+        "acquisition_campaign": _text(row, "acquisition_campaign"),
+        "attributes": attributes,
+    }
+    record["content_hash"] = content_hash(tuple(sorted(record.items())))
+    return record
+
+
+def parse_subscription_event(row: Row) -> dict[str, Any]:
+    kind = _required(row, "type")
+    if kind not in EVENT_TYPES:
+        raise RowError("type", f"expected start, change or cancel, got {kind!r}")
+    record: dict[str, Any] = {
+        "event_id": _required(row, "event_id"),
+        "customer_id": _required(row, "customer_id"),
+        "subscription_id": _required(row, "subscription_id"),
+        "occurred_at": _timestamp(row, "occurred_at", required=True),
+        "type": kind,
+        "plan_id": None,
+        "tier": None,
+        "amount_minor": None,
+        "quantity": None,
+        "currency": None,
+        "interval": None,
+        "interval_count": None,
+        "trial_ends_at": None,
+    }
+    if kind != "cancel":
+        interval = _required(row, "interval")
+        if interval not in INTERVALS:
+            raise RowError("interval", f"expected day, week, month or year, got {interval!r}")
+        record.update(
+            plan_id=_required(row, "plan_id"),
+            tier=_text(row, "tier"),
+            amount_minor=_guard("amount_minor", parse_minor_units, _required(row, "amount_minor")),
+            quantity=_count(row, "quantity", 1, 1),
+            currency=_currency(row),
+            interval=interval,
+            interval_count=_count(row, "interval_count", 1, 1),
+            trial_ends_at=_timestamp(row, "trial_ends_at"),
+        )
+    record["content_hash"] = content_hash(tuple(record[c] for c in EVENT_COLUMNS))
+    return record
+
+
+def parse_fx_rate(row: Row) -> dict[str, Any]:
+    day = _required(row, "date")
+    try:
+        parsed_day = date.fromisoformat(day)
+    except ValueError:
+        raise RowError("date", f"expected a date YYYY-MM-DD, got {day!r}") from None
+    rate = _required(row, "rate")
+    _guard("rate", parse_rate, rate)
+    return {"date": parsed_day, "currency": _currency(row), "rate": rate}
+
+
+def parse_marketing_spend(row: Row) -> dict[str, Any]:
+    month = _required(row, "month")
+    if not _MONTH.fullmatch(month):
+        raise RowError("month", f"expected a month YYYY-MM, got {month!r}")
+    return {
+        "month": month,
+        "source": _required(row, "source"),
+        "campaign": _text(row, "campaign") or "",
+        "amount_minor": _guard("amount_minor", parse_minor_units, _required(row, "amount_minor")),
+        "currency": _currency(row),
+    }
+
+
+PARSERS: dict[str, Callable[[Row], dict[str, Any]]] = {
+    "customers": parse_customer,
+    "subscription_events": parse_subscription_event,
+    "fx_rates": parse_fx_rate,
+    "marketing_spend": parse_marketing_spend,
+}

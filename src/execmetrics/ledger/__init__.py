@@ -1,0 +1,1 @@
+"""The MRR movement ledger: customer MRR over time, and the movements that change it."""

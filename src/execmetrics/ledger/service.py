@@ -1,0 +1,185 @@
+"""Rebuilding the ledger (movements and subscription spans) of the customers an ingest touched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, select, update
+
+from execmetrics.fx import FxRates
+from execmetrics.ingest.problems import Problem, ProblemLog
+from execmetrics.ledger.replay import PricedEvent, SequenceError, replay_customer, subscription_mrr
+from execmetrics.store.tables import (
+    customers,
+    mrr_movements,
+    subscription_events,
+    subscription_mrr_spans,
+)
+from execmetrics.timeutil import utc_date
+
+CHUNK = 2000
+
+
+@dataclass
+class LedgerCounts:
+    customers: int = 0
+    movements: int = 0
+    spans: int = 0
+
+
+def problem_at(source: str, column: str | None, reason: str) -> Problem:
+    """A Problem for a stored row whose source is `file:line`."""
+    path, _, line = source.rpartition(":")
+    if path and line.isdigit():
+        return Problem(path, int(line), column, reason)
+    return Problem(source, None, column, reason)
+
+
+def _chunks(keys: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(keys), CHUNK):
+        yield keys[start : start + CHUNK]
+
+
+def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog) -> PricedEvent:
+    mrr = 0
+    if row.type != "cancel":
+        rate = fx.rate_on(row.currency, utc_date(row.occurred_at))
+        if row.currency == reporting_currency or rate is not None:
+            mrr = subscription_mrr(
+                row.amount_minor,
+                row.quantity,
+                row.interval,
+                row.interval_count,
+                row.currency,
+                reporting_currency,
+                rate or 1,  # type: ignore[arg-type]
+            )
+        else:
+            problems.add(problem_at(
+                row.source,
+                "currency",
+                f"no {row.currency} fx rate on or before {utc_date(row.occurred_at)} "
+                f"(event {row.event_id})",
+            ))
+    return PricedEvent(
+        row.event_id,
+        row.subscription_id,
+        row.occurred_at,
+        row.type,
+        row.plan_id,
+        row.tier,
+        mrr,
+        row.trial_ends_at,
+        row.source,
+    )
+
+
+def rebuild_ledger(
+    connection: Connection,
+    customer_keys: Sequence[int],
+    fx: FxRates,
+    reporting_currency: str,
+    problems: ProblemLog,
+    progress: Callable[[int], None] | None = None,
+) -> LedgerCounts:
+    """Recompute movements and spans of these customers from all their stored events.
+
+    Problems (sequence errors, missing fx rates) go to `problems`; the caller rolls back.
+    """
+    counts = LedgerCounts()
+    e = subscription_events.c
+    for chunk in _chunks(sorted(customer_keys)):
+        rows = connection.execute(
+            select(
+                e.customer_key, e.event_id, e.subscription_id, e.occurred_at, e.type, e.plan_id,
+                e.tier, e.amount_minor, e.quantity, e.currency, e.interval, e.interval_count,
+                e.trial_ends_at, e.source,
+            )
+            .where(e.customer_key.in_(chunk))
+            .order_by(e.customer_key)
+        )
+        movement_rows: list[dict[str, Any]] = []
+        span_rows: list[dict[str, Any]] = []
+        customer_rows: list[dict[str, Any]] = []
+        for customer_key, group in groupby(rows, key=lambda row: row.customer_key):
+            events = list(group)
+            priced = [_price(row, fx, reporting_currency, problems) for row in events]
+            try:
+                movements, spans = replay_customer(priced)
+            except SequenceError as error:
+                problems.add(problem_at(error.event.source, "type", error.reason))
+                continue
+            first_start = min(
+                (row for row in events if row.type == "start"), key=lambda row: row.occurred_at
+            )
+            customer_rows.append({
+                "key": customer_key,
+                "billing_currency": first_start.currency,
+                "first_paid_at": movements[0].occurred_at if movements else None,
+            })
+            movement_rows.extend(
+                {
+                    "customer_key": customer_key,
+                    "occurred_at": m.occurred_at,
+                    "type": m.type,
+                    "mrr_before": m.mrr_before,
+                    "mrr_after": m.mrr_after,
+                    "paying_since": m.paying_since,
+                    "next_at": m.next_at,
+                }
+                for m in movements
+            )
+            span_rows.extend(
+                {
+                    "customer_key": customer_key,
+                    "subscription_id": s.subscription_id,
+                    "plan_id": s.plan_id,
+                    "tier": s.tier,
+                    "valid_from": s.valid_from,
+                    "valid_to": s.valid_to,
+                    "mrr": s.mrr,
+                }
+                for s in spans
+            )
+        if problems.total:
+            # Keep validating the rest, but there is no point writing a ledger to roll back.
+            if progress:
+                progress(len(chunk))
+            continue
+        _replace_ledger(connection, chunk, movement_rows, span_rows, customer_rows)
+        counts.customers += len(chunk)
+        counts.movements += len(movement_rows)
+        counts.spans += len(span_rows)
+        if progress:
+            progress(len(chunk))
+    return counts
+
+
+def _replace_ledger(
+    connection: Connection,
+    chunk: Sequence[int],
+    movement_rows: list[dict[str, Any]],
+    span_rows: list[dict[str, Any]],
+    customer_rows: list[dict[str, Any]],
+) -> None:
+    connection.execute(delete(mrr_movements).where(mrr_movements.c.customer_key.in_(chunk)))
+    connection.execute(
+        delete(subscription_mrr_spans).where(subscription_mrr_spans.c.customer_key.in_(chunk))
+    )
+    if movement_rows:
+        connection.execute(mrr_movements.insert(), movement_rows)
+    if span_rows:
+        connection.execute(subscription_mrr_spans.insert(), span_rows)
+    if customer_rows:
+        connection.execute(
+            update(customers)
+            .where(customers.c.id == bindparam("key"))
+            .values(
+                billing_currency=bindparam("billing_currency"),
+                first_paid_at=bindparam("first_paid_at"),
+            ),
+            customer_rows,
+        )

@@ -1,0 +1,1 @@
+"""SaaS metrics per period, computed from the MRR movement ledger (docs/metrics.md)."""

@@ -1,0 +1,74 @@
+"""Cohort retention: docs/metrics.md, definition 8."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from execmetrics.metrics.periods import periods_between, time_zone
+from execmetrics.metrics.queries import slot_of
+from execmetrics.metrics.service import MetricsReport, as_decimal, rate
+from execmetrics.settings_store import reporting_currency
+from execmetrics.store.tables import customers, mrr_movements
+
+COHORT_FIELDS = (
+    "cohort", "offset", "customers", "retained", "logo_retention", "mrr", "new_mrr",
+    "revenue_retention",
+)
+
+
+def compute_cohorts(
+    connection: Connection, first: date, last: date, interval: str = "month", tz: str = "UTC"
+) -> MetricsReport:
+    """For each cohort (the period of a customer's first `new` movement) from `first` to `last`,
+    and each later period up to `last`: customers retained and their MRR."""
+    periods = periods_between(first, last, interval, time_zone(tz))
+    boundaries = [p.start_us for p in periods] + [periods[-1].end_us]
+    m = mrr_movements.c
+    cohort = slot_of(customers.c.first_paid_at, boundaries).label("cohort")
+    period = slot_of(m.occurred_at, boundaries).label("period")
+    paying = case((m.type.in_(("new", "reactivation")), 1), (m.type == "churn", -1), else_=0)
+    query = (
+        select(
+            cohort,
+            period,
+            func.sum(m.mrr_after - m.mrr_before),
+            func.sum(paying),
+            func.sum(case((m.type == "new", m.mrr_after), else_=0)),
+            func.sum(case((m.type == "new", 1), else_=0)),
+        )
+        .join_from(mrr_movements, customers, customers.c.id == m.customer_key)
+        .where(
+            customers.c.first_paid_at >= boundaries[0],
+            customers.c.first_paid_at < boundaries[-1],
+            m.occurred_at < boundaries[-1],
+        )
+        .group_by(cohort, period)
+    )
+    cells: dict[int, dict[int, tuple[int, int, int, int]]] = defaultdict(dict)
+    for row in connection.execute(query):
+        cells[row.cohort][row.period] = (int(row[2]), int(row[3]), int(row[4]), int(row[5]))
+    rows: list[dict[str, Any]] = []
+    for index, cohort_period in enumerate(periods):
+        by_period = cells.get(index, {})
+        size = sum(cell[3] for cell in by_period.values())
+        new_mrr = sum(cell[2] for cell in by_period.values())
+        mrr = retained = 0
+        for offset, period_index in enumerate(range(index, len(periods))):
+            delta, paying_change, _, _ = by_period.get(period_index, (0, 0, 0, 0))
+            mrr += delta
+            retained += paying_change
+            rows.append({
+                "cohort": cohort_period.label,
+                "offset": offset,
+                "customers": size,
+                "retained": retained,
+                "logo_retention": as_decimal(rate(retained, size)),
+                "mrr": mrr,
+                "new_mrr": new_mrr,
+                "revenue_retention": as_decimal(rate(mrr, new_mrr)),
+            })
+    return MetricsReport(reporting_currency(connection), tz, interval, rows)

@@ -1,0 +1,213 @@
+"""Aggregations over the MRR movement ledger, computed by the database (SQLAlchemy Core).
+
+Period boundaries arrive as integer instants; a balanced CASE tree maps an instant to the
+index of its period, so every query is a single scan that runs the same on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+
+from execmetrics.store.tables import customers, mrr_movements, subscription_mrr_spans
+
+NONE_GROUP = "(none)"
+CUSTOMER_BREAKDOWNS = ("segment", "country", "source", "campaign", "currency")
+SUBSCRIPTION_BREAKDOWNS = ("plan", "tier")
+
+
+class BreakdownError(ValueError):
+    """An unknown --by value."""
+
+
+def slot_of(column: ColumnElement[Any], boundaries: Sequence[int]) -> ColumnElement[int]:
+    """Index k with boundaries[k] <= column < boundaries[k + 1]; -1 before the first boundary,
+    len(boundaries) - 1 from the last on (and for NULL, which stands for "never")."""
+
+    def node(low: int, high: int) -> ColumnElement[int]:
+        if low == high:
+            return literal(low, Integer)
+        middle = (low + high) // 2
+        return case(
+            (column < literal(boundaries[middle + 1], BigInteger), node(low, middle)),
+            else_=node(middle + 1, high),
+        )
+
+    return node(-1, len(boundaries) - 1)
+
+
+def customer_group(by: str | None) -> ColumnElement[Any] | None:
+    c = customers.c
+    if by is None:
+        return None
+    columns: dict[str, ColumnElement[Any]] = {
+        "segment": c.segment,
+        "country": c.country,
+        "source": c.acquisition_source,
+        "campaign": c.acquisition_campaign,
+        "currency": c.billing_currency,
+    }
+    if by in columns:
+        return columns[by]
+    if by.startswith("attr.") and len(by) > 5:
+        return c.attributes[by[5:]].as_string()
+    raise BreakdownError(
+        f"by: expected one of {', '.join(CUSTOMER_BREAKDOWNS + SUBSCRIPTION_BREAKDOWNS)} "
+        f"or attr.NAME, got {by!r}"
+    )
+
+
+def _grouped(query: Select[Any], group: ColumnElement[Any] | None) -> Select[Any]:
+    if group is None:
+        return query.add_columns(literal(None).label("grp"))
+    return query.add_columns(group.label("grp")).join_from(
+        mrr_movements, customers, customers.c.id == mrr_movements.c.customer_key
+    )
+
+
+@dataclass
+class Flow:
+    """Movements of one period and group."""
+
+    mrr: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    churned_from_start: int = 0
+
+
+def opening_balances(
+    connection: Connection, before: int, group: ColumnElement[Any] | None
+) -> dict[Any, tuple[int, int]]:
+    """Per group: (MRR, paying customers) from every movement before `before`."""
+    m = mrr_movements.c
+    paying = case(
+        (m.type.in_(("new", "reactivation")), 1), (m.type == "churn", -1), else_=0
+    )
+    query = _grouped(
+        select(func.sum(m.mrr_after - m.mrr_before), func.sum(paying)), group
+    ).where(m.occurred_at < before)
+    query = query.group_by(query.selected_columns.grp)
+    return {
+        row.grp: (int(row[0] or 0), int(row[1] or 0)) for row in connection.execute(query)
+    }
+
+
+def period_flows(
+    connection: Connection, boundaries: Sequence[int], group: ColumnElement[Any] | None
+) -> dict[tuple[int, Any], Flow]:
+    """Per (period index, group): MRR and count of each movement type, and the churned
+    customers who were paying at the period's start (their spell began before it)."""
+    m = mrr_movements.c
+    period = slot_of(m.occurred_at, boundaries)
+    from_start = case(
+        (and_(m.type == "churn", slot_of(m.paying_since, boundaries) < period), 1), else_=0
+    )
+    query = _grouped(
+        select(
+            period.label("period"),
+            m.type,
+            func.count(),
+            func.sum(m.mrr_after - m.mrr_before),
+            func.sum(from_start),
+        ),
+        group,
+    ).where(m.occurred_at >= boundaries[0], m.occurred_at < boundaries[-1])
+    query = query.group_by(
+        query.selected_columns.period, m.type, query.selected_columns.grp
+    )
+    flows: dict[tuple[int, Any], Flow] = defaultdict(Flow)
+    for row in connection.execute(query):
+        flow = flows[(row.period, row.grp)]
+        flow.mrr[row.type] += abs(int(row[3]))
+        flow.count[row.type] += int(row[2])
+        flow.churned_from_start += int(row[4] or 0)
+    return flows
+
+
+def mrr_at(instant: int, column_prefix: str) -> ColumnElement[int]:
+    m = mrr_movements.c
+    in_effect = and_(m.occurred_at < instant, or_(m.next_at.is_(None), m.next_at >= instant))
+    return func.sum(case((in_effect, m.mrr_after), else_=0)).label(column_prefix)
+
+
+def retention_12m(
+    connection: Connection,
+    windows: Sequence[tuple[int, int]],
+    group: ColumnElement[Any] | None,
+) -> dict[tuple[int, Any], tuple[int, int, int]]:
+    """Per (window index, group) for windows (then, now): the MRR at `then` of customers
+    paying then, their MRR at `now`, and their MRR at `now` capped at their MRR then."""
+    if not windows:
+        return {}
+    m = mrr_movements.c
+    instants = sorted({t for window in windows for t in window})
+    names = {t: f"m{i}" for i, t in enumerate(instants)}
+    per_customer = _grouped(
+        select(m.customer_key, *(mrr_at(t, names[t]) for t in instants)), group
+    ).where(
+        m.occurred_at < instants[-1],
+        or_(m.next_at.is_(None), m.next_at >= instants[0]),
+        m.mrr_after > 0,
+    )
+    per_customer = per_customer.group_by(m.customer_key, per_customer.selected_columns.grp)
+    inner = per_customer.subquery()
+    columns = []
+    for index, (then, now) in enumerate(windows):
+        then_mrr, now_mrr = inner.c[names[then]], inner.c[names[now]]
+        paying_then = then_mrr > 0
+        columns += [
+            func.sum(case((paying_then, then_mrr), else_=0)).label(f"t{index}"),
+            func.sum(case((paying_then, now_mrr), else_=0)).label(f"n{index}"),
+            func.sum(
+                case((and_(paying_then, now_mrr < then_mrr), now_mrr), (paying_then, then_mrr),
+                     else_=0)
+            ).label(f"c{index}"),
+        ]
+    query = select(inner.c.grp, *columns).group_by(inner.c.grp)
+    result: dict[tuple[int, Any], tuple[int, int, int]] = {}
+    for row in connection.execute(query).mappings():
+        for index in range(len(windows)):
+            result[(index, row["grp"])] = (
+                int(row[f"t{index}"] or 0),
+                int(row[f"n{index}"] or 0),
+                int(row[f"c{index}"] or 0),
+            )
+    return result
+
+
+def subscription_balances(
+    connection: Connection, instants: Sequence[int], by: str
+) -> dict[tuple[int, Any], tuple[int, int]]:
+    """Per (instant index, plan or tier): MRR in effect and distinct paying customers."""
+    s = subscription_mrr_spans.c
+    group = s.plan_id if by == "plan" else s.tier
+    points = union_all(
+        *(select(literal(i, Integer).label("idx"), literal(t, BigInteger).label("at"))
+          for i, t in enumerate(instants))
+    ).subquery()
+    query = (
+        select(points.c.idx, group.label("grp"), func.sum(s.mrr),
+               func.count(s.customer_key.distinct()))
+        .select_from(subscription_mrr_spans)
+        .join(points, and_(s.valid_from < points.c.at,
+                           or_(s.valid_to.is_(None), s.valid_to >= points.c.at)))
+        .group_by(points.c.idx, group)
+    )
+    return {(row.idx, row.grp): (int(row[2]), int(row[3])) for row in connection.execute(query)}

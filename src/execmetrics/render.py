@@ -1,0 +1,131 @@
+"""Rendering metric rows as JSON, CSV or Rich tables; all three from the same rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from execmetrics.metrics.service import MetricsReport
+from execmetrics.money import Money
+
+FORMATS = ("table", "json", "csv")
+MONEY_FIELDS = {
+    "mrr_start", "mrr_end", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",
+    "churned_mrr", "net_new_mrr", "arr", "arpa", "ltv", "marketing_spend", "cac", "mrr",
+    "new_mrr",
+}
+PERCENT_FIELDS = {
+    "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr",
+    "nrr_12m", "grr_12m", "mrr_growth", "mrr_growth_yoy", "logo_retention", "revenue_retention",
+}
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, Decimal):
+        # A six-place decimal has an exact shortest float repr, so the digits survive.
+        return float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def to_json(report: MetricsReport) -> str:
+    return json.dumps(report.as_dict(), default=_json_default, indent=2)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def format_value(name: str, value: Any, currency: str) -> str:
+    if value is None:
+        return "-"
+    if name in MONEY_FIELDS:
+        return Money(int(value), currency).format().split(" ", 1)[1]
+    if name in PERCENT_FIELDS:
+        return f"{Decimal(value) * 100:.1f}%"
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def rows_table(report: MetricsReport, columns: list[str], title: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAVY, header_style="bold cyan")
+    for name in columns:
+        justify = "left" if name in ("period", "group", "cohort") else "right"
+        table.add_column(name.replace("_", " "), justify=justify, no_wrap=True)
+    for row in report.rows:
+        table.add_row(*(format_value(name, row[name], report.currency) for name in columns))
+    return table
+
+
+def executive_report(report: MetricsReport, company: str) -> Group:
+    """Headline figures for the last period and a movement table for the periods given."""
+    latest = report.rows[-1]
+    currency = report.currency
+
+    def money(value: int | None) -> str:
+        return "-" if value is None else Money(value, currency).format()
+
+    def change(value: Any) -> Text:
+        if value is None:
+            return Text("-")
+        style = "green" if value >= 0 else "red"
+        return Text(f"{Decimal(value) * 100:+.1f}%", style=style)
+
+    headline = Table.grid(padding=(0, 3))
+    for _ in range(4):
+        headline.add_column()
+    headline.add_row(
+        Text("MRR", style="dim"), Text(money(latest["mrr_end"]), style="bold"),
+        Text("ARR", style="dim"), Text(money(latest["arr"]), style="bold"),
+    )
+    headline.add_row(
+        Text("MRR growth (MoM)", style="dim"), change(latest["mrr_growth"]),
+        Text("MRR growth (YoY)", style="dim"), change(latest["mrr_growth_yoy"]),
+    )
+    headline.add_row(
+        Text("Customers", style="dim"), Text(f"{latest['customers_end']:,}", style="bold"),
+        Text("ARPA", style="dim"), Text(money(latest["arpa"])),
+    )
+    headline.add_row(
+        Text("Customer churn", style="dim"),
+        Text(format_value("customer_churn_rate", latest["customer_churn_rate"], currency)),
+        Text("Net MRR churn", style="dim"),
+        Text(format_value("net_mrr_churn_rate", latest["net_mrr_churn_rate"], currency)),
+    )
+    headline.add_row(
+        Text("NRR (month)", style="dim"),
+        Text(format_value("nrr", latest["nrr"], currency)),
+        Text("NRR (12 months)", style="dim"),
+        Text(format_value("nrr_12m", latest["nrr_12m"], currency)),
+    )
+    headline.add_row(
+        Text("Quick ratio", style="dim"),
+        Text(format_value("quick_ratio", latest["quick_ratio"], currency)),
+        Text("LTV : CAC", style="dim"),
+        Text(format_value("ltv_to_cac", latest["ltv_to_cac"], currency)),
+    )
+    movement_columns = [
+        "period", "mrr_start", "new_mrr", "expansion_mrr", "reactivation_mrr",
+        "contraction_mrr", "churned_mrr", "net_new_mrr", "mrr_end", "customers_end",
+        "customer_churn_rate", "nrr",
+    ]
+    table = rows_table(report, movement_columns, f"MRR movements ({currency})")
+    return Group(
+        Panel(headline, title=f"[bold]{company}[/] · {latest['period']}", border_style="cyan",
+              expand=False),
+        table,
+    )

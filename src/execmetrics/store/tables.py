@@ -1,0 +1,150 @@
+"""Table definitions (SQLAlchemy Core). Instants are BIGINT microseconds since the epoch, UTC."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+ingestions = Table(
+    "ingestions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    Column("actor", String(200), nullable=False),
+    Column("sources", JSON, nullable=False),
+    Column("counts", JSON, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", String(200), nullable=False, unique=True),
+    Column("name", Text),
+    Column("created_at", BigInteger),
+    Column("country", String(2)),
+    Column("segment", String(20)),
+    Column("employees", Integer),
+    Column("acquisition_source", String(200)),
+    Column("acquisition_campaign", String(200)),
+    Column("attributes", JSON, nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    # Derived by the ledger: the currency of the customer's first subscription event and
+    # the instant of its first `new` movement (its cohort).
+    Column("billing_currency", String(3)),
+    Column("first_paid_at", BigInteger),
+)
+
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("customer_key", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("subscription_id", String(200), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("type", String(10), nullable=False),
+    Column("plan_id", String(200)),
+    Column("tier", String(200)),
+    Column("amount_minor", BigInteger),
+    Column("quantity", Integer),
+    Column("currency", String(3)),
+    Column("interval", String(5)),
+    Column("interval_count", Integer),
+    Column("trial_ends_at", BigInteger),
+    Column("content_hash", String(32), nullable=False),
+    Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    Index("ix_subscription_events_customer", "customer_key", "occurred_at"),
+    Index("ix_subscription_events_currency", "currency", "occurred_at"),
+    Index("ix_subscription_events_subscription", "subscription_id"),
+)
+
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("date", Date, primary_key=True),
+    # A decimal string, kept exact (SQLite has no exact decimal column type).
+    Column("rate", String(40), nullable=False),
+    Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
+    Column("source", Text, nullable=False),
+)
+
+marketing_spend = Table(
+    "marketing_spend",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    # '' when the spend is not attributed to a campaign (part of the key, so never NULL).
+    Column("campaign", String(200), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
+    Column("source_ref", Text, nullable=False),
+)
+
+# One row per change of a customer's MRR. A row is also the span [occurred_at, next_at)
+# during which the customer's MRR is mrr_after; paying_since is the start of the paying
+# spell the movement belongs to (for churn: the spell it ends).
+mrr_movements = Table(
+    "mrr_movements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_key", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("type", String(12), nullable=False),
+    Column("mrr_before", BigInteger, nullable=False),
+    Column("mrr_after", BigInteger, nullable=False),
+    Column("paying_since", BigInteger),
+    Column("next_at", BigInteger),
+    UniqueConstraint("customer_key", "occurred_at", name="uq_mrr_movements_customer_instant"),
+    Index("ix_mrr_movements_occurred_at", "occurred_at"),
+)
+
+# Positive MRR of one subscription over [valid_from, valid_to), for plan and tier breakdowns.
+subscription_mrr_spans = Table(
+    "subscription_mrr_spans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_key", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("subscription_id", String(200), nullable=False),
+    Column("plan_id", String(200), nullable=False),
+    Column("tier", String(200)),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_to", BigInteger),
+    Column("mrr", BigInteger, nullable=False),
+    Index("ix_subscription_mrr_spans_customer", "customer_key"),
+    Index("ix_subscription_mrr_spans_valid_from", "valid_from"),
+)
