@@ -82,8 +82,9 @@ _COUNTRIES = (
     ("CA", 10),
     ("AU", 13),
 )
-_CURRENCY_OF = {"IE": "EUR", "FR": "EUR", "DE": "EUR", "NL": "EUR", "ES": "EUR", "IT": "EUR"}
-_CURRENCY_OF.update({"US": "USD", "CA": "USD", "AU": "USD"})
+_CURRENCY_OF = dict.fromkeys(("IE", "FR", "DE", "NL", "ES", "IT"), "EUR") | dict.fromkeys(
+    ("US", "CA", "AU"), "USD"
+)
 
 # Relative sign-up weight per calendar month: engagements over Christmas fill January to
 # March, summer is wedding season (suppliers are busy), September/October has the fairs.
@@ -175,6 +176,16 @@ _PLACES = (
     "Sussex", "Kent", "Surrey", "Cheshire", "Wessex", "Northumberland", "Somerset", "Dorset",
 )
 # fmt: on
+_STEMS = _SURNAMES + _PLACES
+_VENUE_BUILDINGS = (
+    "Old Barn",
+    "Tithe Barn",
+    "Great Hall",
+    "Orangery",
+    "Boathouse",
+    "Old Rectory",
+    "Coach House",
+)
 _GROUP_NAMES = ("Venues Group", "Country Venues", "Events Group", "Hospitality", "Collection")
 _HOTEL_NAMES = ("Hotels & Resorts", "Hotel Collection", "Hotels", "Country House Hotels")
 
@@ -808,21 +819,17 @@ def _initial_quantity(rng: random.Random, tier: int, size: str) -> int:
 
 def _business_name(rng: random.Random, business: str, size: str) -> str:
     if size == "chain":
-        return f"{rng.choice(_SURNAMES + _PLACES)} {rng.choice(_HOTEL_NAMES)}"
+        return f"{rng.choice(_STEMS)} {rng.choice(_HOTEL_NAMES)}"
     if size == "group":
-        return f"{rng.choice(_PLACES + _SURNAMES)} {rng.choice(_GROUP_NAMES)}"
+        return f"{rng.choice(_STEMS)} {rng.choice(_GROUP_NAMES)}"
     suffix = rng.choice(_SUFFIXES[business])
-    if business == "venue":
-        draw = rng.random()
-        if draw < 0.6:
-            return f"{rng.choice(_PLACES + _SURNAMES)} {suffix}"
-        if draw < 0.85:
-            return (
-                f"The {rng.choice(('Old', 'Great', 'Tithe', 'Long'))} {suffix} at "
-                f"{rng.choice(_PLACES)}"
-            )
-        return f"{rng.choice(_MOTIFS)} {suffix}"
     draw = rng.random()
+    if business == "venue":
+        if draw < 0.6:
+            return f"{rng.choice(_STEMS)} {suffix}"
+        if draw < 0.85:
+            return f"The {rng.choice(_VENUE_BUILDINGS)} at {rng.choice(_PLACES)}"
+        return f"{rng.choice(_MOTIFS)} {suffix}"
     if draw < 0.35 and "&" not in suffix:
         first, second = rng.sample(_MOTIFS, 2)
         return f"{first} & {second} {suffix}"

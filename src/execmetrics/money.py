@@ -73,12 +73,14 @@ def is_currency(code: str) -> bool:
 _MINOR_UNITS = re.compile(r"[0-9]+")
 
 
-def parse_minor_units(text: str | int) -> int:
+def parse_minor_units(text: object) -> int:
     """A non-negative integer amount in minor units; floats and decimals are refused."""
     if isinstance(text, bool):
         raise MoneyError(f"expected an integer in minor units, got {text!r}")
     if isinstance(text, int):
         value = text
+    elif not isinstance(text, str):
+        raise MoneyError(f"expected an integer in minor units, got {text!r}")
     else:
         stripped = text.strip()
         if not _MINOR_UNITS.fullmatch(stripped):
@@ -106,9 +108,15 @@ def parse_rate(text: str) -> Fraction:
 
 def round_half_up(value: Fraction) -> int:
     """Round to the nearest integer, halves away from zero."""
-    magnitude = abs(value)
-    rounded = int(magnitude + Fraction(1, 2))
-    return rounded if value >= 0 else -rounded
+    return divide_half_up(value.numerator, value.denominator)
+
+
+def divide_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest integer, halves away from zero."""
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    rounded = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return rounded if numerator >= 0 else -rounded
 
 
 def conversion_factor(from_currency: str, to_currency: str, rate: Fraction) -> Fraction:

@@ -7,7 +7,6 @@ RowError naming the column at fault.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from datetime import date
@@ -59,8 +58,8 @@ _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 def content_hash(values: tuple[Any, ...]) -> str:
-    text = json.dumps(values, separators=(",", ":"), sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    """A digest of a row's validated values; repr keeps None and "None" apart."""
+    return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
 
 
 def _text(row: Row, column: str) -> str | None:
@@ -151,7 +150,9 @@ def parse_customer(row: Row) -> dict[str, Any]:
         "acquisition_campaign": _text(row, "acquisition_campaign"),
         "attributes": attributes,
     }
-    record["content_hash"] = content_hash(tuple(sorted(record.items())))
+    record["content_hash"] = content_hash(
+        tuple((k, tuple(sorted(v.items())) if k == "attributes" else v) for k, v in record.items())
+    )
     return record
 
 

@@ -19,6 +19,7 @@ from execmetrics.ingest.rows import PARSERS, REQUIRED_COLUMNS
 from execmetrics.ledger.service import LedgerCounts, problem_at, rebuild_ledger
 from execmetrics.money import parse_rate
 from execmetrics.settings_store import reporting_currency
+from execmetrics.store.bulk import bulk_insert
 from execmetrics.store.tables import (
     customers,
     fx_rates,
@@ -29,6 +30,11 @@ from execmetrics.store.tables import (
 from execmetrics.timeutil import date_to_micros, to_micros
 
 BATCH = 5000
+STORED_EVENT_COLUMNS = (
+    "event_id", "customer_key", "subscription_id", "occurred_at", "type", "plan_id", "tier",
+    "amount_minor", "quantity", "currency", "interval", "interval_count", "trial_ends_at",
+    "content_hash", "ingestion_id", "source",
+)
 
 
 @dataclass
@@ -309,13 +315,11 @@ class _Store:
                 self.problems.add(Problem(source, line, "customer_id",
                                           f"unknown customer {record['customer_id']!r}"))
                 continue
-            row = {k: v for k, v in record.items() if k != "customer_id"}
-            row.update(customer_key=customer_key, ingestion_id=self.ingestion_id,
-                       source=f"{source}:{line}")
-            new.append(row)
+            record.update(customer_key=customer_key, ingestion_id=self.ingestion_id,
+                          source=f"{source}:{line}")
+            new.append(tuple(record[column] for column in STORED_EVENT_COLUMNS))
             self.event_customers.add(customer_key)
-        if new:
-            self.connection.execute(subscription_events.insert(), new)
+        bulk_insert(self.connection, subscription_events, STORED_EVENT_COLUMNS, new)
         counts.inserted += len(new)
 
     def _write_fx_rates(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from itertools import groupby
 
-from execmetrics.money import conversion_factor, round_half_up
+from execmetrics.money import conversion_factor, divide_half_up
 
 TYPE_ORDER = {"start": 0, "change": 1, "cancel": 2}
 
@@ -38,10 +39,21 @@ def subscription_mrr(
     rate: Fraction,
 ) -> int:
     """Definition 1: monthly recurring revenue in minor units of the reporting currency."""
-    exact = amount_minor * quantity * monthly_factor(interval, interval_count)
+    numerator, denominator = _mrr_factor(
+        interval, interval_count, currency, reporting_currency, rate
+    )
+    return divide_half_up(amount_minor * quantity * numerator, denominator)
+
+
+@cache
+def _mrr_factor(
+    interval: str, interval_count: int, currency: str, reporting_currency: str, rate: Fraction
+) -> tuple[int, int]:
+    # Exact rational factor, cached: a million events share a few thousand (plan, rate) pairs.
+    factor = monthly_factor(interval, interval_count)
     if currency != reporting_currency:
-        exact *= conversion_factor(currency, reporting_currency, rate)
-    return round_half_up(exact)
+        factor *= conversion_factor(currency, reporting_currency, rate)
+    return factor.numerator, factor.denominator
 
 
 @dataclass(frozen=True, slots=True)

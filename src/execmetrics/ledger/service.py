@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import groupby
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from execmetrics.fx import FxRates
 from execmetrics.ingest.problems import Problem, ProblemLog
 from execmetrics.ledger.replay import PricedEvent, SequenceError, replay_customer, subscription_mrr
+from execmetrics.store.bulk import bulk_insert
 from execmetrics.store.tables import (
     customers,
     mrr_movements,
@@ -21,6 +23,13 @@ from execmetrics.store.tables import (
 from execmetrics.timeutil import utc_date
 
 CHUNK = 2000
+ONE = Fraction(1)
+MOVEMENT_COLUMNS = (
+    "customer_key", "occurred_at", "type", "mrr_before", "mrr_after", "paying_since", "next_at"
+)
+SPAN_COLUMNS = (
+    "customer_key", "subscription_id", "plan_id", "tier", "valid_from", "valid_to", "mrr"
+)
 
 
 @dataclass
@@ -55,7 +64,7 @@ def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog)
                 row.interval_count,
                 row.currency,
                 reporting_currency,
-                rate or 1,  # type: ignore[arg-type]
+                rate if rate is not None else ONE,
             )
         else:
             problems.add(problem_at(
@@ -101,8 +110,8 @@ def rebuild_ledger(
             .where(e.customer_key.in_(chunk))
             .order_by(e.customer_key)
         )
-        movement_rows: list[dict[str, Any]] = []
-        span_rows: list[dict[str, Any]] = []
+        movement_rows: list[tuple[Any, ...]] = []
+        span_rows: list[tuple[Any, ...]] = []
         customer_rows: list[dict[str, Any]] = []
         for customer_key, group in groupby(rows, key=lambda row: row.customer_key):
             events = list(group)
@@ -121,27 +130,13 @@ def rebuild_ledger(
                 "first_paid_at": movements[0].occurred_at if movements else None,
             })
             movement_rows.extend(
-                {
-                    "customer_key": customer_key,
-                    "occurred_at": m.occurred_at,
-                    "type": m.type,
-                    "mrr_before": m.mrr_before,
-                    "mrr_after": m.mrr_after,
-                    "paying_since": m.paying_since,
-                    "next_at": m.next_at,
-                }
+                (customer_key, m.occurred_at, m.type, m.mrr_before, m.mrr_after,
+                 m.paying_since, m.next_at)
                 for m in movements
             )
             span_rows.extend(
-                {
-                    "customer_key": customer_key,
-                    "subscription_id": s.subscription_id,
-                    "plan_id": s.plan_id,
-                    "tier": s.tier,
-                    "valid_from": s.valid_from,
-                    "valid_to": s.valid_to,
-                    "mrr": s.mrr,
-                }
+                (customer_key, s.subscription_id, s.plan_id, s.tier, s.valid_from, s.valid_to,
+                 s.mrr)
                 for s in spans
             )
         if problems.total:
@@ -161,18 +156,16 @@ def rebuild_ledger(
 def _replace_ledger(
     connection: Connection,
     chunk: Sequence[int],
-    movement_rows: list[dict[str, Any]],
-    span_rows: list[dict[str, Any]],
+    movement_rows: list[tuple[Any, ...]],
+    span_rows: list[tuple[Any, ...]],
     customer_rows: list[dict[str, Any]],
 ) -> None:
     connection.execute(delete(mrr_movements).where(mrr_movements.c.customer_key.in_(chunk)))
     connection.execute(
         delete(subscription_mrr_spans).where(subscription_mrr_spans.c.customer_key.in_(chunk))
     )
-    if movement_rows:
-        connection.execute(mrr_movements.insert(), movement_rows)
-    if span_rows:
-        connection.execute(subscription_mrr_spans.insert(), span_rows)
+    bulk_insert(connection, mrr_movements, MOVEMENT_COLUMNS, movement_rows)
+    bulk_insert(connection, subscription_mrr_spans, SPAN_COLUMNS, span_rows)
     if customer_rows:
         connection.execute(
             update(customers)
