@@ -91,7 +91,9 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
 def table_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
-            table.name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+            table.name: int(
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+            )
             for table in metadata.sorted_tables
         }
 
@@ -133,25 +135,43 @@ def as_text(records: Iterable[Record]) -> list[dict[str, str | None]]:
 def row_dicts(engine: Engine, table_name: str, key: str) -> dict[str, dict[str, Any]]:
     table = metadata.tables[table_name]
     with engine.connect() as connection:
-        return {
-            str(row[key]): dict(row)
-            for row in connection.execute(select(table)).mappings()
-        }
+        return {str(row[key]): dict(row) for row in connection.execute(select(table)).mappings()}
 
 
 # A small valid company, used by the happy-path tests and as the "before" of the bad-input tests.
 
 CUSTOMER_FIELDS = [
-    "customer_id", "name", "created_at", "country", "segment", "employees",
-    "acquisition_source", "acquisition_campaign", "industry", "region",
+    "customer_id",
+    "name",
+    "created_at",
+    "country",
+    "segment",
+    "employees",
+    "acquisition_source",
+    "acquisition_campaign",
+    "industry",
+    "region",
 ]
 CUSTOMERS: list[dict[str, object]] = [
-    {"customer_id": "c-smb", "name": "Smith Photography", "created_at": "2024-01-05",
-     "country": "GB", "employees": 49, "acquisition_source": "instagram",
-     "acquisition_campaign": "spring-fair", "industry": "photography"},
-    {"customer_id": "c-mid-50", "name": "Café Crème Catering",
-     "created_at": "2024-01-06T10:00:00+01:00", "country": "FR", "employees": 50,
-     "industry": "catering", "region": "Île-de-France"},
+    {
+        "customer_id": "c-smb",
+        "name": "Smith Photography",
+        "created_at": "2024-01-05",
+        "country": "GB",
+        "employees": 49,
+        "acquisition_source": "instagram",
+        "acquisition_campaign": "spring-fair",
+        "industry": "photography",
+    },
+    {
+        "customer_id": "c-mid-50",
+        "name": "Café Crème Catering",
+        "created_at": "2024-01-06T10:00:00+01:00",
+        "country": "FR",
+        "employees": 50,
+        "industry": "catering",
+        "region": "Île-de-France",
+    },
     {"customer_id": "c-mid-999", "name": "Big Venues", "country": "IE", "employees": 999},
     {"customer_id": "c-ent", "name": "Wedding Group Inc", "country": "US", "employees": 1000},
     {"customer_id": "c-none", "name": "No Size Ltd"},
@@ -159,34 +179,79 @@ CUSTOMERS: list[dict[str, object]] = [
     {"customer_id": "c-explicit-smb", "segment": "SMB", "employees": 5000},
 ]
 EVENT_FIELDS = [
-    "event_id", "customer_id", "subscription_id", "occurred_at", "type", "plan_id", "tier",
-    "amount_minor", "quantity", "currency", "interval", "interval_count", "trial_ends_at",
+    "event_id",
+    "customer_id",
+    "subscription_id",
+    "occurred_at",
+    "type",
+    "plan_id",
+    "tier",
+    "amount_minor",
+    "quantity",
+    "currency",
+    "interval",
+    "interval_count",
+    "trial_ends_at",
 ]
 
 
-def event(event_id: str, customer_id: str, subscription_id: str, at: str, kind: str = "start",
-          amount: int | str | None = 4900, **fields: object) -> dict[str, object]:
+def event(
+    event_id: str,
+    customer_id: str,
+    subscription_id: str,
+    at: str,
+    kind: str = "start",
+    amount: int | str | None = 4900,
+    **fields: object,
+) -> dict[str, object]:
     record: dict[str, object] = {
-        "event_id": event_id, "customer_id": customer_id, "subscription_id": subscription_id,
-        "occurred_at": at, "type": kind,
+        "event_id": event_id,
+        "customer_id": customer_id,
+        "subscription_id": subscription_id,
+        "occurred_at": at,
+        "type": kind,
     }
     if kind != "cancel":
-        record.update(plan_id="pro-monthly", amount_minor=amount, currency="GBP",
-                      interval="month")
+        record.update(plan_id="pro-monthly", amount_minor=amount, currency="GBP", interval="month")
     record.update(fields)
     return record
 
 
 EVENTS: list[dict[str, object]] = [
     event("e1", "c-smb", "s1", "2024-01-10", tier="Professional"),
-    event("e2", "c-mid-50", "s2", "2024-01-10T09:30:00+02:00", amount=200000,
-          plan_id="pro-annual", interval="year"),
-    event("e3", "c-ent", "s3", "2024-01-31T23:30:00-01:00", amount=10000, currency="EUR",
-          quantity=3, plan_id="scale-monthly", tier="Scale"),
+    event(
+        "e2",
+        "c-mid-50",
+        "s2",
+        "2024-01-10T09:30:00+02:00",
+        amount=200000,
+        plan_id="pro-annual",
+        interval="year",
+    ),
+    event(
+        "e3",
+        "c-ent",
+        "s3",
+        "2024-01-31T23:30:00-01:00",
+        amount=10000,
+        currency="EUR",
+        quantity=3,
+        plan_id="scale-monthly",
+        tier="Scale",
+    ),
     event("e4", "c-smb", "s1", "2024-03-01T00:00:00Z", "change", amount=5900),
     event("e5", "c-smb", "s1", "2024-04-15T12:00:00Z", "cancel"),
-    event("e6", "c-explicit", "s6", "2024-02-01T00:00:00Z", amount=2500, currency="USD",
-          interval="week", interval_count=2, trial_ends_at="2024-02-15"),
+    event(
+        "e6",
+        "c-explicit",
+        "s6",
+        "2024-02-01T00:00:00Z",
+        amount=2500,
+        currency="USD",
+        interval="week",
+        interval_count=2,
+        trial_ends_at="2024-02-15",
+    ),
     event("e7", "c-none", "s7", "2024-02-01T12:00:00.250+05:30", amount=1000, interval="day"),
     event("e8", "c-smb", "s1", "2024-06-01T00:00:00Z", amount=4900),
 ]
@@ -197,8 +262,13 @@ FX_RATES: list[dict[str, object]] = [
 ]
 SPEND_FIELDS = ["month", "source", "campaign", "amount_minor", "currency"]
 SPEND: list[dict[str, object]] = [
-    {"month": "2024-01", "source": "instagram", "campaign": "spring-fair",
-     "amount_minor": 150000, "currency": "GBP"},
+    {
+        "month": "2024-01",
+        "source": "instagram",
+        "campaign": "spring-fair",
+        "amount_minor": 150000,
+        "currency": "GBP",
+    },
     {"month": "2024-02", "source": "google_ads", "amount_minor": 90000, "currency": "EUR"},
 ]
 FIELDS = {

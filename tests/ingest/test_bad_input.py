@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-
-from execmetrics.ingest.problems import MAX_REPORTED, IngestError, Problem
-from execmetrics.ingest.service import ingest_files
 from tests.ingest.support import (
     CUSTOMERS,
     EVENTS,
@@ -29,10 +26,12 @@ from tests.ingest.support import (
     write_records,
 )
 
+from execmetrics.ingest.problems import MAX_REPORTED, IngestError, Problem
+from execmetrics.ingest.service import ingest_files
+
 NEW_CUSTOMER = {"customer_id": "n1", "name": "New Bands Ltd", "country": "GB", "employees": 3}
 NEW_FX = {"date": "2024-03-01", "currency": "EUR", "rate": "0.86"}
-NEW_SPEND = {"month": "2024-03", "source": "wedding_fair", "amount_minor": 50000,
-             "currency": "GBP"}
+NEW_SPEND = {"month": "2024-03", "source": "wedding_fair", "amount_minor": 50000, "currency": "GBP"}
 
 
 @pytest.fixture
@@ -40,8 +39,17 @@ def base(engine: Engine, tmp_path: Path) -> Engine:
     """The database holding the valid company."""
     ingest_files(engine, [write_company(tmp_path / "base")])
     counts = table_counts(engine)
-    assert all(counts[t] > 0 for t in ("customers", "subscription_events", "mrr_movements",
-                                       "fx_rates", "marketing_spend", "ingestions"))
+    assert all(
+        counts[t] > 0
+        for t in (
+            "customers",
+            "subscription_events",
+            "mrr_movements",
+            "fx_rates",
+            "marketing_spend",
+            "ingestions",
+        )
+    )
     return engine
 
 
@@ -54,15 +62,23 @@ def refused(engine: Engine, paths: list[Path]) -> IngestError:
     return info.value
 
 
-def new_rows_folder(folder: Path, events: list[dict[str, object]] | None = None,
-                    suffix: str = "csv") -> Path:
+def new_rows_folder(
+    folder: Path, events: list[dict[str, object]] | None = None, suffix: str = "csv"
+) -> Path:
     """Valid new rows of every data set; events, when given, replace the default ones."""
     write_file(folder, "customers", [NEW_CUSTOMER], suffix)
     write_file(folder, "fx_rates", [NEW_FX], suffix)
     write_file(folder, "marketing_spend", [NEW_SPEND], suffix)
-    write_file(folder, "subscription_events", events if events is not None else [
-        event("n-e1", "c-ent", "n-s1", "2024-03-01T00:00:00Z"),
-    ], suffix)
+    write_file(
+        folder,
+        "subscription_events",
+        events
+        if events is not None
+        else [
+            event("n-e1", "c-ent", "n-s1", "2024-03-01T00:00:00Z"),
+        ],
+        suffix,
+    )
     return folder
 
 
@@ -88,10 +104,18 @@ def bad_event(**fields: object) -> dict[str, object]:
 EVENT_CASES = [
     pytest.param({"occurred_at": "2024-02-30T10:00:00Z"}, "occurred_at", "", id="impossible-date"),
     pytest.param({"occurred_at": "last tuesday"}, "occurred_at", "", id="not-a-timestamp"),
-    pytest.param({"occurred_at": "2024-03-03T10:00:00"}, "occurred_at", "offset",
-                 id="timestamp-without-offset"),
-    pytest.param({"trial_ends_at": "2024-03-10T10:00:00"}, "trial_ends_at", "offset",
-                 id="trial-end-without-offset"),
+    pytest.param(
+        {"occurred_at": "2024-03-03T10:00:00"},
+        "occurred_at",
+        "offset",
+        id="timestamp-without-offset",
+    ),
+    pytest.param(
+        {"trial_ends_at": "2024-03-10T10:00:00"},
+        "trial_ends_at",
+        "offset",
+        id="trial-end-without-offset",
+    ),
     pytest.param({"amount_minor": "49.0"}, "amount_minor", "", id="float-money"),
     pytest.param({"amount_minor": "49.00"}, "amount_minor", "", id="decimal-money"),
     pytest.param({"amount_minor": "4.9e3"}, "amount_minor", "", id="exponent-money"),
@@ -111,7 +135,11 @@ EVENT_CASES = [
 @pytest.mark.parametrize("suffix", ["csv", "jsonl"])
 @pytest.mark.parametrize(("fields", "column", "reason_part"), EVENT_CASES)
 def test_bad_event_field_is_reported_and_nothing_written(
-    base: Engine, tmp_path: Path, suffix: str, fields: dict[str, object], column: str,
+    base: Engine,
+    tmp_path: Path,
+    suffix: str,
+    fields: dict[str, object],
+    column: str,
     reason_part: str,
 ) -> None:
     path, line = with_bad_event(tmp_path / "bad", bad_event(**fields), suffix)
@@ -131,8 +159,7 @@ def test_json_money_must_be_an_integer(
 
 
 def test_json_value_that_is_not_a_scalar(base: Engine, tmp_path: Path) -> None:
-    path, line = with_bad_event(tmp_path / "bad", bad_event(amount_minor={"value": 4900}),
-                                "jsonl")
+    path, line = with_bad_event(tmp_path / "bad", bad_event(amount_minor={"value": 4900}), "jsonl")
     error = refused(base, [tmp_path / "bad"])
     assert where(error) == [(str(path), line, "amount_minor")]
 
@@ -157,9 +184,11 @@ def test_bad_customer_field_is_reported_and_nothing_written(
 ) -> None:
     folder = new_rows_folder(tmp_path / "bad", suffix=suffix)
     bad = {"customer_id": "n-bad", "name": "Bad Co", "country": "GB", **fields}
-    path = write_records(folder / f"customers.{suffix}",
-                         [NEW_CUSTOMER, {"customer_id": "n2"}, bad],
-                         ["customer_id", "name", "country", "segment", "employees", "created_at"])
+    path = write_records(
+        folder / f"customers.{suffix}",
+        [NEW_CUSTOMER, {"customer_id": "n2"}, bad],
+        ["customer_id", "name", "country", "segment", "employees", "created_at"],
+    )
     error = refused(base, [folder])
     assert where(error) == [(str(path), first_line(path, 2), column)]
 
@@ -200,8 +229,13 @@ def test_bad_marketing_spend_is_reported_and_nothing_written(
     base: Engine, tmp_path: Path, fields: dict[str, object], column: str
 ) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    bad = {"month": "2024-04", "source": "partner", "amount_minor": 1500, "currency": "GBP",
-           **fields}
+    bad = {
+        "month": "2024-04",
+        "source": "partner",
+        "amount_minor": 1500,
+        "currency": "GBP",
+        **fields,
+    }
     path = write_file(folder, "marketing_spend", [NEW_SPEND, bad])
     error = refused(base, [folder])
     assert where(error) == [(str(path), 3, column)]
@@ -298,8 +332,9 @@ def test_duplicate_customer_id_with_different_content_than_an_earlier_ingestion(
 
 def test_fx_rate_for_the_same_day_with_a_different_rate(base: Engine, tmp_path: Path) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    path = write_file(folder, "fx_rates", [NEW_FX, {"date": "2024-02-01", "currency": "EUR",
-                                                    "rate": "0.90"}])
+    path = write_file(
+        folder, "fx_rates", [NEW_FX, {"date": "2024-02-01", "currency": "EUR", "rate": "0.90"}]
+    )
     error = refused(base, [folder])
     assert [(p.source, p.line) for p in error.problems] == [(str(path), 3)]
 
@@ -363,9 +398,7 @@ def test_start_of_a_subscription_already_active_in_the_same_file(
         pytest.param("JPY", "2024-03-03T00:00:00Z", id="currency-without-any-rate"),
     ],
 )
-def test_missing_fx_rate_for_an_event(
-    base: Engine, tmp_path: Path, currency: str, at: str
-) -> None:
+def test_missing_fx_rate_for_an_event(base: Engine, tmp_path: Path, currency: str, at: str) -> None:
     path, line = with_bad_event(tmp_path / "bad", bad_event(currency=currency, occurred_at=at))
     error = refused(base, [tmp_path / "bad"])
     assert where(error) == [(str(path), line, "currency")]
@@ -374,20 +407,28 @@ def test_missing_fx_rate_for_an_event(
 
 def test_missing_fx_rate_for_marketing_spend(base: Engine, tmp_path: Path) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    path = write_file(folder, "marketing_spend", [
-        NEW_SPEND, {"month": "2024-01", "source": "partner", "amount_minor": 100,
-                    "currency": "EUR"},
-    ])
+    path = write_file(
+        folder,
+        "marketing_spend",
+        [
+            NEW_SPEND,
+            {"month": "2024-01", "source": "partner", "amount_minor": 100, "currency": "EUR"},
+        ],
+    )
     error = refused(base, [folder])
     assert where(error) == [(str(path), 3, "currency")]
 
 
 def test_an_fx_rate_in_the_same_ingest_is_used(base: Engine, tmp_path: Path) -> None:
-    folder = new_rows_folder(tmp_path / "good", [
-        bad_event(currency="JPY", occurred_at="2024-03-03T00:00:00Z"),
-    ])
-    write_file(folder, "fx_rates", [NEW_FX, {"date": "2024-03-01", "currency": "JPY",
-                                             "rate": "0.0052"}])
+    folder = new_rows_folder(
+        tmp_path / "good",
+        [
+            bad_event(currency="JPY", occurred_at="2024-03-03T00:00:00Z"),
+        ],
+    )
+    write_file(
+        folder, "fx_rates", [NEW_FX, {"date": "2024-03-01", "currency": "JPY", "rate": "0.0052"}]
+    )
     before = table_counts(base)["subscription_events"]
     ingest_files(base, [folder])
     assert table_counts(base)["subscription_events"] == before + 1
@@ -487,9 +528,14 @@ def test_only_the_first_100_problems_are_reported_and_all_are_counted(
 
 def test_problems_from_several_files_are_all_reported(base: Engine, tmp_path: Path) -> None:
     events, line = with_bad_event(tmp_path / "bad", bad_event(amount_minor="-1"))
-    customers = write_file(tmp_path / "bad", "customers", [
-        NEW_CUSTOMER, {"customer_id": "n2", "country": "UK"},
-    ])
+    customers = write_file(
+        tmp_path / "bad",
+        "customers",
+        [
+            NEW_CUSTOMER,
+            {"customer_id": "n2", "country": "UK"},
+        ],
+    )
     error = refused(base, [tmp_path / "bad"])
     assert sorted(where(error), key=repr) == sorted(
         [(str(customers), 3, "country"), (str(events), line, "amount_minor")], key=repr
@@ -505,8 +551,17 @@ def test_problem_is_printed_as_file_line_column_reason() -> None:
 # Which files are ingested.
 
 
-@pytest.mark.parametrize("name", ["customer.csv", "events.jsonl", "subscriptions.csv.gz",
-                                  "customers.txt", "customers.xlsx", "customers"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "customer.csv",
+        "events.jsonl",
+        "subscriptions.csv.gz",
+        "customers.txt",
+        "customers.xlsx",
+        "customers",
+    ],
+)
 def test_an_unrecognised_file_given_explicitly_is_refused(
     base: Engine, tmp_path: Path, name: str
 ) -> None:
@@ -517,8 +572,7 @@ def test_an_unrecognised_file_given_explicitly_is_refused(
     assert where(error) == [(str(odd), None, None)]
 
 
-@pytest.mark.parametrize("name", ["customer.csv", "subscription-events.jsonl",
-                                  "fx_rate.csv.gz"])
+@pytest.mark.parametrize("name", ["customer.csv", "subscription-events.jsonl", "fx_rate.csv.gz"])
 def test_a_misnamed_data_file_in_a_folder_is_refused(
     base: Engine, tmp_path: Path, name: str
 ) -> None:
@@ -564,18 +618,18 @@ def test_an_unterminated_quote_is_refused_not_read_to_the_end_of_the_file(
     base: Engine, tmp_path: Path
 ) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    path = write_bytes(folder / "customers.csv",
-                       b'customer_id,name\nn1,"New Bands\nn2,Other Ltd\nn3,Third Ltd\n')
+    path = write_bytes(
+        folder / "customers.csv", b'customer_id,name\nn1,"New Bands\nn2,Other Ltd\nn3,Third Ltd\n'
+    )
     error = refused(base, [folder])
     assert where(error) == [(str(path), 2, "name")] or where(error) == [(str(path), 2, None)]
 
 
-def test_a_problem_after_a_multi_line_record_has_its_own_line(
-    base: Engine, tmp_path: Path
-) -> None:
+def test_a_problem_after_a_multi_line_record_has_its_own_line(base: Engine, tmp_path: Path) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    path = write_bytes(folder / "customers.csv",
-                       b'customer_id,name,country\nn1,"New\nBands",GB\nn2,Other,UK\n')
+    path = write_bytes(
+        folder / "customers.csv", b'customer_id,name,country\nn1,"New\nBands",GB\nn2,Other,UK\n'
+    )
     error = refused(base, [folder])
     assert where(error) == [(str(path), 4, "country")]
 
@@ -584,19 +638,20 @@ def test_a_problem_in_a_multi_line_record_is_reported_at_its_first_line(
     base: Engine, tmp_path: Path
 ) -> None:
     folder = new_rows_folder(tmp_path / "bad")
-    path = write_bytes(folder / "customers.csv",
-                       b'customer_id,name,country\nn1,New Bands,GB\nn2,"Other\nLtd",UK\n')
+    path = write_bytes(
+        folder / "customers.csv", b'customer_id,name,country\nn1,New Bands,GB\nn2,"Other\nLtd",UK\n'
+    )
     error = refused(base, [folder])
     assert where(error) == [(str(path), 3, "country")]
 
 
-def test_a_field_too_large_to_read_is_reported_at_its_line(
-    base: Engine, tmp_path: Path
-) -> None:
+def test_a_field_too_large_to_read_is_reported_at_its_line(base: Engine, tmp_path: Path) -> None:
     folder = new_rows_folder(tmp_path / "bad")
     huge = b"x" * 200_000
-    path = write_bytes(folder / "customers.csv",
-                       b"customer_id,name\nn1,New Bands\nn2,Fine\nn3," + huge + b"\nn4,Fine\n")
+    path = write_bytes(
+        folder / "customers.csv",
+        b"customer_id,name\nn1,New Bands\nn2,Fine\nn3," + huge + b"\nn4,Fine\n",
+    )
     error = refused(base, [folder])
     assert [(p.source, p.line) for p in error.problems] == [(str(path), 4)]
 
@@ -660,8 +715,11 @@ def test_a_count_beyond_32_bits_is_stored_or_reported_never_a_crash(
 @pytest.mark.parametrize(
     ("record", "column"),
     [
-        pytest.param({"customer_id": "n2", "employees": 3_000_000_000}, "employees",
-                     id="employees-beyond-32-bits"),
+        pytest.param(
+            {"customer_id": "n2", "employees": 3_000_000_000},
+            "employees",
+            id="employees-beyond-32-bits",
+        ),
         pytest.param({"customer_id": "n" * 300}, "customer_id", id="customer-id-300-chars"),
         pytest.param({"customer_id": "n2", "name": "Nul\x00Byte Ltd"}, "name", id="nul-byte"),
     ],

@@ -10,11 +10,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
-
-from execmetrics.cli import app
-from execmetrics.ingest.problems import IngestError
-from execmetrics.ingest.service import ingest_files
 from tests.ingest.support import (
     COMPANY,
     CUSTOMERS,
@@ -26,6 +21,11 @@ from tests.ingest.support import (
     write_company,
     write_file,
 )
+from typer.testing import CliRunner, Result
+
+from execmetrics.cli import app
+from execmetrics.ingest.problems import IngestError
+from execmetrics.ingest.service import ingest_files
 
 
 def url_of(engine: Engine) -> str:
@@ -48,9 +48,14 @@ def bad_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "exports-from-the-billing-system" / "2024-03-31T23-59-59Z-full-export"
     write_company(folder)
     write_file(folder, "customers", [*CUSTOMERS, {"customer_id": "n1", "country": "UK"}])
-    write_file(folder, "subscription_events", [
-        *EVENTS, event("n-e1", "c-ent", "n-s1", "2024-03-01T00:00:00Z", amount="-4900"),
-    ])
+    write_file(
+        folder,
+        "subscription_events",
+        [
+            *EVENTS,
+            event("n-e1", "c-ent", "n-s1", "2024-03-01T00:00:00Z", amount="-4900"),
+        ],
+    )
     return folder
 
 
@@ -73,11 +78,10 @@ def test_ingest_json_reports_the_counts(engine: Engine, tmp_path: Path) -> None:
     assert {k: v["inserted"] for k, v in again["counts"].items()} == dict.fromkeys(COMPANY, 0)
 
 
-def test_the_database_can_be_chosen_by_environment_variable(
-    engine: Engine, tmp_path: Path
-) -> None:
+def test_the_database_can_be_chosen_by_environment_variable(engine: Engine, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["ingest", str(write_company(tmp_path / "in"))],
+        app,
+        ["ingest", str(write_company(tmp_path / "in"))],
         env={"EXECMETRICS_DATABASE_URL": url_of(engine)},
     )
     assert result.exit_code == 0, result.output
@@ -117,10 +121,18 @@ def test_refused_input_with_format_json(engine: Engine, tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
     assert payload["problems"] == [
-        {"file": str(folder / "customers.csv"), "line": 9, "column": "country",
-         "reason": expected.problems[0].reason},
-        {"file": str(folder / "subscription_events.csv"), "line": 10, "column": "amount_minor",
-         "reason": expected.problems[1].reason},
+        {
+            "file": str(folder / "customers.csv"),
+            "line": 9,
+            "column": "country",
+            "reason": expected.problems[0].reason,
+        },
+        {
+            "file": str(folder / "subscription_events.csv"),
+            "line": 10,
+            "column": "amount_minor",
+            "reason": expected.problems[1].reason,
+        },
     ]
     assert payload["total_problems"] == 2
     assert snapshot(engine) == before
@@ -175,7 +187,11 @@ def test_the_installed_command_reports_problems_as_whole_lines(
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     process = subprocess.run(
         [sys.executable, "-m", "execmetrics.cli", "ingest", str(folder), "--db", url_of(engine)],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert process.returncode == 1
     lines = process.stderr.splitlines()

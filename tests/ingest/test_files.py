@@ -8,11 +8,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
-
-from execmetrics.ingest.service import ingest_files
-from execmetrics.store.database import open_database
-from execmetrics.store.tables import ingestions
-from execmetrics.timeutil import to_micros
 from tests.ingest.support import (
     COMPANY,
     CUSTOMERS,
@@ -27,9 +22,14 @@ from tests.ingest.support import (
     write_records,
 )
 
+from execmetrics.ingest.service import ingest_files
+from execmetrics.store.database import open_database
+from execmetrics.store.tables import ingestions
+from execmetrics.timeutil import to_micros
 
-def micros(*parts: int) -> int:
-    return to_micros(datetime(*parts, tzinfo=UTC))  # type: ignore[misc]
+
+def micros(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return to_micros(datetime(year, month, day, hour, minute, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -46,8 +46,14 @@ def test_every_format_stores_the_same_rows_as_csv(
     engine: Engine, reference: Engine, tmp_path: Path, suffix: str
 ) -> None:
     expected = stored_data(reference)
-    for table in ("customers", "subscription_events", "fx_rates", "marketing_spend",
-                  "mrr_movements", "subscription_mrr_spans"):
+    for table in (
+        "customers",
+        "subscription_events",
+        "fx_rates",
+        "marketing_spend",
+        "mrr_movements",
+        "subscription_mrr_spans",
+    ):
         assert expected[table], f"the reference company left {table} empty"
 
     ingest_files(engine, [write_company(tmp_path / suffix.replace(".", "-"), suffix)])
@@ -129,14 +135,18 @@ def test_timestamps_are_stored_in_utc(engine: Engine, tmp_path: Path, suffix: st
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl.gz"])
-def test_event_fields_are_stored_with_defaults(
-    engine: Engine, tmp_path: Path, suffix: str
-) -> None:
+def test_event_fields_are_stored_with_defaults(engine: Engine, tmp_path: Path, suffix: str) -> None:
     ingest_files(engine, [write_company(tmp_path / "in", suffix)])
     events = row_dicts(engine, "subscription_events", "event_id")
     e1, e3, e5, e6 = events["e1"], events["e3"], events["e5"], events["e6"]
-    assert (e1["type"], e1["plan_id"], e1["tier"], e1["amount_minor"], e1["currency"],
-            e1["interval"]) == ("start", "pro-monthly", "Professional", 4900, "GBP", "month")
+    assert (
+        e1["type"],
+        e1["plan_id"],
+        e1["tier"],
+        e1["amount_minor"],
+        e1["currency"],
+        e1["interval"],
+    ) == ("start", "pro-monthly", "Professional", 4900, "GBP", "month")
     # quantity and interval_count default to 1.
     assert (e1["quantity"], e1["interval_count"], e1["trial_ends_at"]) == (1, 1, None)
     assert (e3["quantity"], e3["currency"], e3["amount_minor"]) == (3, "EUR", 10000)
@@ -159,7 +169,9 @@ def test_ingestion_history_is_recorded(engine: Engine, tmp_path: Path) -> None:
     assert sorted(row["sources"]) == sorted(str(folder / f"{kind}.csv") for kind in COMPANY)
     assert before < row["started_at"] <= row["finished_at"]
     assert row["counts"]["subscription_events"] == {
-        "received": len(EVENTS), "inserted": len(EVENTS), "unchanged": 0
+        "received": len(EVENTS),
+        "inserted": len(EVENTS),
+        "unchanged": 0,
     }
     assert row["counts"]["customers"]["inserted"] == len(CUSTOMERS)
     # Each stored row points at its ingestion and at the file and line it came from.
@@ -182,8 +194,11 @@ def test_reingesting_the_same_files_changes_nothing(engine: Engine, tmp_path: Pa
         k: v for k, v in counts.items() if k != "ingestions"
     }
     for kind, records in COMPANY.items():
-        assert (again.counts[kind].received, again.counts[kind].inserted,
-                again.counts[kind].unchanged) == (len(records), 0, len(records)), kind
+        assert (
+            again.counts[kind].received,
+            again.counts[kind].inserted,
+            again.counts[kind].unchanged,
+        ) == (len(records), 0, len(records)), kind
 
 
 def test_reingesting_the_same_data_in_another_format_changes_nothing(
@@ -213,14 +228,20 @@ def test_an_identical_repeated_row_in_one_file_is_stored_once(
 def test_a_later_batch_adds_only_what_is_new(engine: Engine, tmp_path: Path) -> None:
     ingest_files(engine, [write_company(tmp_path / "first")])
     later = tmp_path / "later"
-    write_file(later, "subscription_events", [
-        EVENTS[0],
-        event("e9", "c-ent", "s9", "2024-05-01T00:00:00Z", amount=7000),
-        event("e10", "c-ent", "s3", "2024-05-02T00:00:00Z", "cancel"),
-    ])
+    write_file(
+        later,
+        "subscription_events",
+        [
+            EVENTS[0],
+            event("e9", "c-ent", "s9", "2024-05-01T00:00:00Z", amount=7000),
+            event("e10", "c-ent", "s3", "2024-05-02T00:00:00Z", "cancel"),
+        ],
+    )
     result = ingest_files(engine, [later])
-    assert (result.counts["subscription_events"].inserted,
-            result.counts["subscription_events"].unchanged) == (2, 1)
+    assert (
+        result.counts["subscription_events"].inserted,
+        result.counts["subscription_events"].unchanged,
+    ) == (2, 1)
     events = row_dicts(engine, "subscription_events", "event_id")
     assert len(events) == len(EVENTS) + 2
     # The unchanged event keeps its original source.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from tests.builders import cancel, change, customer, fx, ingest, start
 
 from execmetrics.ingest.readers import Row
-from tests.builders import cancel, change, customer, fx, ingest, start
 
 # Additive fields of a metrics row: a customer-level breakdown's groups sum to the total.
 ADDITIVE_FIELDS = (

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-
-from execmetrics.metrics.queries import BreakdownError
 from tests.builders import metrics
 from tests.metrics.scenarios import ADDITIVE_FIELDS, ingest_mixed
+
+from execmetrics.metrics.queries import BreakdownError
 
 PERIODS = ["2023-12", "2024-01", "2024-02", "2024-03", "2024-04"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from tests.builders import cancel, change, cohorts, ingest, start
 from typer.testing import CliRunner
 
 from execmetrics.cli import app
 from execmetrics.store.database import open_database
-from tests.builders import cancel, change, cohorts, ingest, start
 
 D = Decimal
 

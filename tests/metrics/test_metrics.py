@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-
-from execmetrics.settings_store import set_setting
 from tests.builders import cancel, change, customer, fx, ingest, metrics, spend, start
 from tests.metrics.scenarios import ingest_mixed, steady_churn_events
+
+from execmetrics.settings_store import set_setting
 
 D = Decimal
 
@@ -219,7 +220,7 @@ def test_identities_hold_in_every_period(
             - row["churned_customers"]
         )
         assert row["arr"] == 12 * row["mrr_end"]
-    for previous, row in zip(rows, rows[1:], strict=False):
+    for previous, row in itertools.pairwise(rows):
         assert row["mrr_start"] == previous["mrr_end"]
         assert row["customers_start"] == previous["customers_end"]
     assert rows[0]["mrr_start"] == 0 or interval == "week"
@@ -482,3 +483,16 @@ def test_quarterly_cac_converts_every_month_at_the_quarters_first_day(engine: En
     assert q3["marketing_spend"] == 39801
     assert q3["new_customers"] == 2
     assert q3["cac"] == 19901
+
+
+def test_spend_on_a_campaign_that_won_no_customers_still_counts_under_by_campaign(
+    engine: Engine,
+) -> None:
+    cac_company(engine, extra_spend=[spend("2024-07", "google_ads", 500, campaign="spring")])
+    [total] = metrics(engine, "2024-07", "2024-07")
+    assert total["marketing_spend"] == 39501
+    rows = {r["group"]: r for r in metrics(engine, "2024-07", "2024-07", by="campaign")}
+    assert sum(r["marketing_spend"] for r in rows.values()) == 39501
+    assert rows["spring"]["marketing_spend"] == 500
+    assert rows["spring"]["new_customers"] == 0
+    assert rows["spring"]["cac"] is None

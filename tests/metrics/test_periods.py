@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
+from tests.builders import ingest, metrics, start
 
 from execmetrics.metrics.periods import (
     PeriodError,
@@ -16,7 +17,6 @@ from execmetrics.metrics.periods import (
     time_zone,
 )
 from execmetrics.timeutil import to_micros
-from tests.builders import ingest, metrics, start
 
 LONDON = ZoneInfo("Europe/London")
 HOUR_US = 3_600_000_000

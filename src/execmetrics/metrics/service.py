@@ -115,8 +115,9 @@ def _customer_rows(
     retention = queries.retention_12m(connection, windows, group)
     spend = _marketing_spend(connection, periods, by)
     margin = gross_margin(connection)
-    groups = sorted({key for key in opening} | {key for _, key in flows},
-                    key=lambda g: (g is None, str(g)))
+    # Spend on a source or campaign that won no customers still forms a group.
+    keys = set(opening) | {key for _, key in flows} | {key for _, key in spend}
+    groups = sorted(keys, key=lambda g: (g is None, str(g)))
     rows: list[Row] = []
     for key in groups if by else [None]:
         mrr, paying = opening.get(key, (0, 0))
