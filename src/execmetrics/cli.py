@@ -121,8 +121,7 @@ def ingest(
                        "total_problems": error.total}
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         else:
-            errors.print(f"[red]Nothing was ingested:[/] {error.total} problem(s)", highlight=False)
-            errors.print(error.summary(), highlight=False, markup=False)
+            _print_problems(error)
         raise typer.Exit(1) from None
     if output == "json":
         payload = {"ok": True, "ingestion_id": result.ingestion_id,
@@ -131,6 +130,11 @@ def ingest(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         _print_ingest_summary(result)
+
+
+def _print_problems(error: IngestError) -> None:
+    # Plain writes: a problem line must survive pipes intact (no wrapping, markup or emoji).
+    sys.stderr.write(f"Nothing was ingested: {error.total} problem(s)\n{error.summary()}\n")
 
 
 def _ingest_with_progress(engine: Engine, paths: list[Path], quiet: bool) -> IngestResult:
@@ -252,7 +256,7 @@ def demo(
         try:
             result = _ingest_with_progress(engine, [Path(folder)], quiet=False)
         except IngestError as error:
-            errors.print(error.summary(), markup=False)
+            _print_problems(error)
             raise typer.Exit(1) from None
     _print_ingest_summary(result)
 

@@ -148,7 +148,7 @@ def test_bad_event_field_is_reported_and_nothing_written(
     assert reason_part in error.problems[0].reason
 
 
-@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+@pytest.mark.parametrize("suffix", ["ndjson.gz"])
 @pytest.mark.parametrize("amount", [49.0, 4900.0, 1e3, "49.5", True], ids=repr)
 def test_json_money_must_be_an_integer(
     base: Engine, tmp_path: Path, suffix: str, amount: object

@@ -6,7 +6,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -39,7 +39,8 @@ def kind_of(path: Path) -> str | None:
 
 def _open_text(path: Path) -> IO[str]:
     raw: IO[bytes] = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    # utf-8-sig: spreadsheets often start "CSV UTF-8" files with a byte order mark.
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
 
 
 def _scalar(value: object, column: str) -> str | None:
@@ -56,31 +57,64 @@ def _scalar(value: object, column: str) -> str | None:
 def read_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
     """Yields (line number, row) per record; a row that cannot be parsed comes as a RowError.
 
-    Raises FileError for problems that make the whole file unreadable.
+    A record is numbered by the line it starts on. Raises FileError for problems that make
+    the whole file unreadable.
     """
-    is_json = path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
-    line_no = 0
+    if path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson")):
+        yield from _guarded(path, _json_rows)
+    else:
+        yield from _guarded(path, _csv_rows)
+
+
+def _guarded(
+    path: Path, rows: Callable[[IO[str], list[int]], Iterator[tuple[int, Row | RowError]]]
+) -> Iterator[tuple[int, Row | RowError]]:
+    position = [0]  # the line the current record starts on, kept up to date by `rows`
     try:
         with _open_text(path) as text:
-            if is_json:
-                yield from _json_rows(text)
-                return
-            reader = csv.DictReader(text, restkey="\x00extra")
-            if reader.fieldnames is None:
-                raise FileError(None, "empty file: expected a header row")
-            _check_header(reader.fieldnames)
-            for row in reader:
-                line_no = reader.line_num
-                if "\x00extra" in row:
-                    yield line_no, RowError(None, "more fields than the header has columns")
-                    continue
-                yield line_no, {k: v for k, v in row.items() if k is not None}
-            if reader.line_num <= 1:
-                raise FileError(None, "empty file: a header but no rows")
+            yield from rows(text, position)
     except UnicodeDecodeError:
         raise FileError(_first_non_utf8_line(path), "not UTF-8 text") from None
-    except (OSError, EOFError, csv.Error) as error:
-        raise FileError(line_no or None, f"cannot read: {error}") from None
+    except csv.Error as error:
+        raise FileError(position[0] or None, f"not valid CSV: {error}") from None
+    except (OSError, EOFError) as error:
+        raise FileError(None, f"cannot read: {error}") from None
+
+
+def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | RowError]]:
+    reader = csv.reader(text, strict=True)
+    position[0] = 1
+    header = next(reader, None)
+    if header is None:
+        raise FileError(None, "empty file: expected a header row")
+    header = [name.strip() for name in header]
+    _check_header(header)
+    width = len(header)
+    records = 0
+    while True:
+        position[0] = reader.line_num + 1
+        values = next(reader, None)
+        if values is None:
+            break
+        if not values:
+            continue
+        records += 1
+        line = position[0]
+        if len(values) > width:
+            yield line, RowError(None, "more fields than the header has columns")
+            continue
+        row = dict(zip(header, values, strict=False))
+        nul = _nul_column(row)
+        yield line, (row if nul is None else RowError(nul, "contains a NUL character"))
+    if records == 0:
+        raise FileError(None, "empty file: a header but no rows")
+
+
+def _nul_column(row: Row) -> str | None:
+    for column, value in row.items():
+        if value is not None and "\x00" in value:
+            return column
+    return None
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
@@ -103,9 +137,10 @@ def _check_header(fieldnames: list[str] | tuple[str, ...]) -> None:
         seen.add(name)
 
 
-def _json_rows(text: IO[str]) -> Iterator[tuple[int, Row | RowError]]:
+def _json_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | RowError]]:
     count = 0
     for line_no, line in enumerate(text, start=1):
+        position[0] = line_no
         if not line.strip():
             continue
         count += 1
@@ -118,8 +153,11 @@ def _json_rows(text: IO[str]) -> Iterator[tuple[int, Row | RowError]]:
             yield line_no, RowError(None, "expected a JSON object per line")
             continue
         try:
-            yield line_no, {str(k): _scalar(v, str(k)) for k, v in record.items()}
+            row = {str(k): _scalar(v, str(k)) for k, v in record.items()}
         except RowError as error:
             yield line_no, error
+            continue
+        nul = _nul_column(row)
+        yield line_no, (row if nul is None else RowError(nul, "contains a NUL character"))
     if count == 0:
         raise FileError(None, "empty file: no records")

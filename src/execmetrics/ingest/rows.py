@@ -6,7 +6,6 @@ RowError naming the column at fault.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from datetime import date
@@ -54,12 +53,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "fx_rates": ("date", "currency", "rate"),
     "marketing_spend": ("month", "source", "amount_minor", "currency"),
 }
+MAX_TEXT = 200  # identifiers and names of plans, sources and campaigns
+MAX_COUNT = 2**31 - 1
+MAX_AMOUNT_MINOR = 10**15 - 1
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
-
-
-def content_hash(values: tuple[Any, ...]) -> str:
-    """A digest of a row's validated values; repr keeps None and "None" apart."""
-    return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
 
 
 def _text(row: Row, column: str) -> str | None:
@@ -104,6 +101,8 @@ def _count(row: Row, column: str, default: int | None, minimum: int) -> int | No
     number = int(value)
     if number < minimum:
         raise RowError(column, f"must be at least {minimum}, got {number}")
+    if number > MAX_COUNT:
+        raise RowError(column, f"must be at most {MAX_COUNT}, got {number}")
     return number
 
 
@@ -140,31 +139,77 @@ def parse_customer(row: Row) -> dict[str, Any]:
         if key not in CUSTOMER_COLUMNS and value is not None and value.strip()
     }
     record: dict[str, Any] = {
-        "customer_id": _required(row, "customer_id"),
+        "customer_id": _identifier(_text(row, "customer_id"), "customer_id"),
         "name": _text(row, "name"),
         "created_at": _timestamp(row, "created_at"),
         "country": _country(row),
         "segment": segment,
         "employees": employees,
-        "acquisition_source": _text(row, "acquisition_source"),
-        "acquisition_campaign": _text(row, "acquisition_campaign"),
+        "acquisition_source": _identifier(_text(row, "acquisition_source"),
+                                          "acquisition_source", required=False),
+        "acquisition_campaign": _identifier(_text(row, "acquisition_campaign"),
+                                            "acquisition_campaign", required=False),
         "attributes": attributes,
     }
-    record["content_hash"] = content_hash(
-        tuple((k, tuple(sorted(v.items())) if k == "attributes" else v) for k, v in record.items())
-    )
     return record
 
 
+def _strip(row: Row) -> dict[str, str | None]:
+    return {key: (value.strip() or None) if value else None for key, value in row.items()}
+
+
+def _instant(value: str | None, column: str) -> int:
+    if value is None:
+        raise RowError(column, "required but empty")
+    try:
+        return parse_timestamp(value)
+    except TimestampError as error:
+        raise RowError(column, str(error)) from None
+
+
+def _minor_units(value: str | None, column: str) -> int:
+    if value is None:
+        raise RowError(column, "required but empty")
+    amount = int(value) if value.isascii() and value.isdigit() else int(
+        _guard(column, parse_minor_units, value)
+    )
+    if amount > MAX_AMOUNT_MINOR:
+        raise RowError(column, f"must be at most {MAX_AMOUNT_MINOR}, got {amount}")
+    return amount
+
+
+def _positive(value: str | None, column: str) -> int:
+    if value is None:
+        return 1
+    if value.isascii() and value.isdigit() and value[0] != "0" and int(value) <= MAX_COUNT:
+        return int(value)
+    raise RowError(column, f"expected a whole number from 1 to {MAX_COUNT}, got {value!r}")
+
+
+def _identifier(value: str | None, column: str, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            raise RowError(column, "required but empty")
+        return None
+    if len(value) > MAX_TEXT:
+        raise RowError(column, f"longer than {MAX_TEXT} characters ({len(value)})")
+    return value
+
+
 def parse_subscription_event(row: Row) -> dict[str, Any]:
-    kind = _required(row, "type")
+    # The hot path of a large ingest: one pass of stripping, then direct checks.
+    text = _strip(row)
+    kind = text.get("type")
     if kind not in EVENT_TYPES:
-        raise RowError("type", f"expected start, change or cancel, got {kind!r}")
+        reason = "required but empty" if kind is None else (
+            f"expected start, change or cancel, got {kind!r}"
+        )
+        raise RowError("type", reason)
     record: dict[str, Any] = {
-        "event_id": _required(row, "event_id"),
-        "customer_id": _required(row, "customer_id"),
-        "subscription_id": _required(row, "subscription_id"),
-        "occurred_at": _timestamp(row, "occurred_at", required=True),
+        "event_id": _identifier(text.get("event_id"), "event_id"),
+        "customer_id": _identifier(text.get("customer_id"), "customer_id"),
+        "subscription_id": _identifier(text.get("subscription_id"), "subscription_id"),
+        "occurred_at": _instant(text.get("occurred_at"), "occurred_at"),
         "type": kind,
         "plan_id": None,
         "tier": None,
@@ -175,21 +220,27 @@ def parse_subscription_event(row: Row) -> dict[str, Any]:
         "interval_count": None,
         "trial_ends_at": None,
     }
-    if kind != "cancel":
-        interval = _required(row, "interval")
-        if interval not in INTERVALS:
-            raise RowError("interval", f"expected day, week, month or year, got {interval!r}")
-        record.update(
-            plan_id=_required(row, "plan_id"),
-            tier=_text(row, "tier"),
-            amount_minor=_guard("amount_minor", parse_minor_units, _required(row, "amount_minor")),
-            quantity=_count(row, "quantity", 1, 1),
-            currency=_currency(row),
-            interval=interval,
-            interval_count=_count(row, "interval_count", 1, 1),
-            trial_ends_at=_timestamp(row, "trial_ends_at"),
-        )
-    record["content_hash"] = content_hash(tuple(record[c] for c in EVENT_COLUMNS))
+    if kind == "cancel":
+        return record
+    interval = text.get("interval")
+    if interval not in INTERVALS:
+        raise RowError("interval", "required but empty" if interval is None else
+                       f"expected day, week, month or year, got {interval!r}")
+    currency = text.get("currency")
+    if currency is None:
+        raise RowError("currency", "required but empty")
+    _guard("currency", currency_exponent, currency)
+    trial = text.get("trial_ends_at")
+    record.update(
+        plan_id=_identifier(text.get("plan_id"), "plan_id"),
+        tier=_identifier(text.get("tier"), "tier", required=False),
+        amount_minor=_minor_units(text.get("amount_minor"), "amount_minor"),
+        quantity=_positive(text.get("quantity"), "quantity"),
+        currency=currency,
+        interval=interval,
+        interval_count=_positive(text.get("interval_count"), "interval_count"),
+        trial_ends_at=None if trial is None else _instant(trial, "trial_ends_at"),
+    )
     return record
 
 
@@ -210,9 +261,9 @@ def parse_marketing_spend(row: Row) -> dict[str, Any]:
         raise RowError("month", f"expected a month YYYY-MM, got {month!r}")
     return {
         "month": month,
-        "source": _required(row, "source"),
-        "campaign": _text(row, "campaign") or "",
-        "amount_minor": _guard("amount_minor", parse_minor_units, _required(row, "amount_minor")),
+        "source": _identifier(_text(row, "source"), "source"),
+        "campaign": _identifier(_text(row, "campaign"), "campaign", required=False) or "",
+        "amount_minor": _minor_units(_text(row, "amount_minor"), "amount_minor"),
         "currency": _currency(row),
     }
 

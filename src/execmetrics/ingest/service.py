@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, and_, select, tuple_
 from execmetrics.fx import FxRates, load_fx_rates
 from execmetrics.ingest.problems import IngestError, Problem, ProblemLog, RowError
 from execmetrics.ingest.readers import KINDS, SUFFIXES, FileError, Row, kind_of, read_rows
-from execmetrics.ingest.rows import PARSERS, REQUIRED_COLUMNS
+from execmetrics.ingest.rows import EVENT_COLUMNS, PARSERS, REQUIRED_COLUMNS
 from execmetrics.ledger.service import LedgerCounts, problem_at, rebuild_ledger
 from execmetrics.money import parse_rate
 from execmetrics.settings_store import reporting_currency
@@ -30,10 +30,21 @@ from execmetrics.store.tables import (
 from execmetrics.timeutil import date_to_micros, to_micros
 
 BATCH = 5000
+# The column a duplicate-with-different-content problem is reported against.
+CONFLICT_COLUMNS = {
+    "customers": "customer_id",
+    "subscription_events": "event_id",
+    "fx_rates": "rate",
+    "marketing_spend": "amount_minor",
+}
+CUSTOMER_FIELDS = (
+    "customer_id", "name", "created_at", "country", "segment", "employees",
+    "acquisition_source", "acquisition_campaign", "attributes",
+)
 STORED_EVENT_COLUMNS = (
     "event_id", "customer_key", "subscription_id", "occurred_at", "type", "plan_id", "tier",
     "amount_minor", "quantity", "currency", "interval", "interval_count", "trial_ends_at",
-    "content_hash", "ingestion_id", "source",
+    "ingestion_id", "source",
 )
 
 
@@ -244,7 +255,7 @@ class _Store:
             if key in seen:
                 first_line, first = seen[key]
                 if first != record:
-                    self.problems.add(Problem(batch.source, line, None,
+                    self.problems.add(Problem(batch.source, line, CONFLICT_COLUMNS[batch.kind],
                                               f"{_describe(batch.kind, key)} repeats line "
                                               f"{first_line} with different content"))
                 continue
@@ -252,7 +263,7 @@ class _Store:
         return list(seen.values())
 
     def _conflict(self, source: str, line: int, kind: str, key: Any, stored_at: str) -> None:
-        self.problems.add(Problem(source, line, None,
+        self.problems.add(Problem(source, line, CONFLICT_COLUMNS[kind],
                                   f"{_describe(kind, key)} was already ingested with different "
                                   f"content (from {stored_at})"))
 
@@ -262,9 +273,10 @@ class _Store:
         c = customers.c
         ids = [record["customer_id"] for _, record in rows]
         stored = {
-            row.customer_id: (row.content_hash, row.source)
+            row.customer_id: row
             for row in self.connection.execute(
-                select(c.customer_id, c.content_hash, c.source).where(c.customer_id.in_(ids))
+                select(*(c[name] for name in CUSTOMER_FIELDS), c.source)
+                .where(c.customer_id.in_(ids))
             )
         }
         new = []
@@ -273,10 +285,10 @@ class _Store:
             if existing is None:
                 new.append({**record, "ingestion_id": self.ingestion_id,
                             "source": f"{source}:{line}"})
-            elif existing[0] == record["content_hash"]:
+            elif all(existing._mapping[name] == record[name] for name in CUSTOMER_FIELDS):
                 counts.unchanged += 1
             else:
-                self._conflict(source, line, "customers", record["customer_id"], existing[1])
+                self._conflict(source, line, "customers", record["customer_id"], existing.source)
         if new:
             self.connection.execute(customers.insert(), new)
         counts.inserted += len(new)
@@ -293,22 +305,23 @@ class _Store:
             ).tuples().all()
         )
         stored = {
-            row.event_id: (row.content_hash, row.source)
+            row.event_id: row
             for row in self.connection.execute(
-                select(e.event_id, e.content_hash, e.source).where(
-                    e.event_id.in_([record["event_id"] for _, record in rows])
-                )
+                select(e.event_id, customers.c.customer_id,
+                       *(e[name] for name in EVENT_COLUMNS[2:]), e.source)
+                .join_from(subscription_events, customers, customers.c.id == e.customer_key)
+                .where(e.event_id.in_([record["event_id"] for _, record in rows]))
             )
         }
         new = []
         for line, record in rows:
             existing = stored.get(record["event_id"])
             if existing is not None:
-                if existing[0] == record["content_hash"]:
+                if all(existing._mapping[name] == record[name] for name in EVENT_COLUMNS):
                     counts.unchanged += 1
                 else:
                     self._conflict(source, line, "subscription_events", record["event_id"],
-                                   existing[1])
+                                   existing.source)
                 continue
             customer_key = customer_keys.get(record["customer_id"])
             if customer_key is None:

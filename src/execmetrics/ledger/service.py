@@ -24,6 +24,8 @@ from execmetrics.timeutil import utc_date
 
 CHUNK = 2000
 ONE = Fraction(1)
+# Keeps every sum of MRR far inside a 64-bit integer column.
+MAX_SUBSCRIPTION_MRR = 10**15
 MOVEMENT_COLUMNS = (
     "customer_key", "occurred_at", "type", "mrr_before", "mrr_after", "paying_since", "next_at"
 )
@@ -66,6 +68,11 @@ def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog)
                 reporting_currency,
                 rate if rate is not None else ONE,
             )
+            if mrr > MAX_SUBSCRIPTION_MRR:
+                problems.add(problem_at(
+                    row.source, "amount_minor",
+                    f"MRR of {mrr} exceeds the largest supported ({MAX_SUBSCRIPTION_MRR})",
+                ))
         else:
             problems.add(problem_at(
                 row.source,

@@ -57,7 +57,6 @@ customers = Table(
     Column("acquisition_source", String(200)),
     Column("acquisition_campaign", String(200)),
     Column("attributes", JSON, nullable=False),
-    Column("content_hash", String(32), nullable=False),
     Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
     Column("source", Text, nullable=False),
     # Derived by the ledger: the currency of the customer's first subscription event and
@@ -83,12 +82,10 @@ subscription_events = Table(
     Column("interval", String(5)),
     Column("interval_count", Integer),
     Column("trial_ends_at", BigInteger),
-    Column("content_hash", String(32), nullable=False),
     Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
     Column("source", Text, nullable=False),
     Index("ix_subscription_events_customer", "customer_key", "occurred_at"),
     Index("ix_subscription_events_currency", "currency", "occurred_at"),
-    Index("ix_subscription_events_subscription", "subscription_id"),
 )
 
 fx_rates = Table(
