@@ -56,24 +56,36 @@ def start(
     }
 
 
-def change(event_id: str, customer_id: str, subscription_id: str, at: str, amount: int,
-           **options: Any) -> Row:
+def change(
+    event_id: str, customer_id: str, subscription_id: str, at: str, amount: int, **options: Any
+) -> Row:
     return start(event_id, customer_id, subscription_id, at, amount, kind="change", **options)
 
 
 def cancel(event_id: str, customer_id: str, subscription_id: str, at: str) -> Row:
-    return {"event_id": event_id, "customer_id": customer_id, "subscription_id": subscription_id,
-            "occurred_at": at, "type": "cancel"}
+    return {
+        "event_id": event_id,
+        "customer_id": customer_id,
+        "subscription_id": subscription_id,
+        "occurred_at": at,
+        "type": "cancel",
+    }
 
 
 def fx(day: str, currency: str, rate: str) -> Row:
     return {"date": day, "currency": currency, "rate": rate}
 
 
-def spend(month: str, source: str, amount: int, currency: str = "GBP",
-          campaign: str | None = None) -> Row:
-    return {"month": month, "source": source, "campaign": campaign,
-            "amount_minor": str(amount), "currency": currency}
+def spend(
+    month: str, source: str, amount: int, currency: str = "GBP", campaign: str | None = None
+) -> Row:
+    return {
+        "month": month,
+        "source": source,
+        "campaign": campaign,
+        "amount_minor": str(amount),
+        "currency": currency,
+    }
 
 
 def numbered(rows: Iterable[Row]) -> list[tuple[int, Row]]:

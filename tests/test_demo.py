@@ -380,6 +380,7 @@ def test_single_month_and_default_end_month(tmp_path: Path) -> None:
 
 def test_files_pass_the_ingester_row_checks(demo: Demo) -> None:
     from execmetrics.ingest import rows
+
     for name, parsed in (
         ("customers", demo.customers[:300]),
         ("subscription_events", demo.events[:3000]),

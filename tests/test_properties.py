@@ -15,18 +15,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
+from tests.builders import cancel, customer, fx, ingest, metrics, start
 
 from execmetrics.ledger.replay import subscription_mrr
 from execmetrics.money import parse_rate
 from execmetrics.store.database import open_database
 from execmetrics.store.tables import metadata, mrr_movements, subscription_mrr_spans
-from tests.builders import cancel, customer, fx, ingest, metrics, start
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 ADDITIVE = (
-    "mrr_start", "mrr_end", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",
-    "churned_mrr", "net_new_mrr", "arr", "customers_start", "customers_end", "new_customers",
-    "reactivated_customers", "churned_customers",
+    "mrr_start",
+    "mrr_end",
+    "new_mrr",
+    "expansion_mrr",
+    "reactivation_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "net_new_mrr",
+    "arr",
+    "customers_start",
+    "customers_end",
+    "new_customers",
+    "reactivated_customers",
+    "churned_customers",
 )
 EUR_RATE = "0.8571"
 
@@ -52,11 +63,13 @@ def streams(draw: st.DrawFn) -> Stream:
     year = 365 * 24 * 60
     for c in range(customer_count):
         customer_id = f"c{c}"
-        customers.append(customer(
-            customer_id,
-            segment=rng.choice(["SMB", "Mid-Market", None]),
-            country=rng.choice(["GB", "FR", None]),
-        ))
+        customers.append(
+            customer(
+                customer_id,
+                segment=rng.choice(["SMB", "Mid-Market", None]),
+                country=rng.choice(["GB", "FR", None]),
+            )
+        )
         for s in range(draw(st.integers(1, 3))):
             subscription_id = f"{customer_id}-s{s}"
             moment = rng.randrange(0, year)
@@ -65,26 +78,40 @@ def streams(draw: st.DrawFn) -> Stream:
                 counter += 1
                 event_id = f"e{counter:05d}"
                 if not active:
-                    trial = _stamp(moment + rng.choice([0, 0, 7 * 1440, 20 * 1440])) \
-                        if rng.random() < 0.3 else None
-                    events.append(start(
-                        event_id, customer_id, subscription_id, _stamp(moment),
-                        rng.choice([0, 1900, 4900, 9900, 120000]),
-                        currency=rng.choice(["GBP", "GBP", "EUR"]),
-                        interval=rng.choice(["month", "year", "week", "day"]),
-                        interval_count=rng.choice([1, 1, 3]),
-                        quantity=rng.choice([1, 2, 5]),
-                        tier=rng.choice(["Starter", "Scale"]),
-                        plan=rng.choice(["p1", "p2"]),
-                        trial_ends_at=trial,
-                    ))
+                    trial = (
+                        _stamp(moment + rng.choice([0, 0, 7 * 1440, 20 * 1440]))
+                        if rng.random() < 0.3
+                        else None
+                    )
+                    events.append(
+                        start(
+                            event_id,
+                            customer_id,
+                            subscription_id,
+                            _stamp(moment),
+                            rng.choice([0, 1900, 4900, 9900, 120000]),
+                            currency=rng.choice(["GBP", "GBP", "EUR"]),
+                            interval=rng.choice(["month", "year", "week", "day"]),
+                            interval_count=rng.choice([1, 1, 3]),
+                            quantity=rng.choice([1, 2, 5]),
+                            tier=rng.choice(["Starter", "Scale"]),
+                            plan=rng.choice(["p1", "p2"]),
+                            trial_ends_at=trial,
+                        )
+                    )
                     active = True
                 elif rng.random() < 0.5:
-                    events.append(start(
-                        event_id, customer_id, subscription_id, _stamp(moment),
-                        rng.choice([1900, 4900, 9900]), kind="change",
-                        tier=rng.choice(["Starter", "Scale"]),
-                    ))
+                    events.append(
+                        start(
+                            event_id,
+                            customer_id,
+                            subscription_id,
+                            _stamp(moment),
+                            rng.choice([1900, 4900, 9900]),
+                            kind="change",
+                            tier=rng.choice(["Starter", "Scale"]),
+                        )
+                    )
                 else:
                     events.append(cancel(event_id, customer_id, subscription_id, _stamp(moment)))
                     active = False
@@ -116,13 +143,27 @@ def _ledger(engine: Engine) -> tuple[list[Any], list[Any]]:
     with engine.connect() as connection:
         m = mrr_movements.c
         movements = connection.execute(
-            select(m.customer_key, m.occurred_at, m.type, m.mrr_before, m.mrr_after,
-                   m.paying_since, m.next_at).order_by(m.customer_key, m.occurred_at)
+            select(
+                m.customer_key,
+                m.occurred_at,
+                m.type,
+                m.mrr_before,
+                m.mrr_after,
+                m.paying_since,
+                m.next_at,
+            ).order_by(m.customer_key, m.occurred_at)
         ).all()
         s = subscription_mrr_spans.c
         spans = connection.execute(
-            select(s.customer_key, s.subscription_id, s.plan_id, s.tier, s.valid_from,
-                   s.valid_to, s.mrr).order_by(s.customer_key, s.subscription_id, s.valid_from)
+            select(
+                s.customer_key,
+                s.subscription_id,
+                s.plan_id,
+                s.tier,
+                s.valid_from,
+                s.valid_to,
+                s.mrr,
+            ).order_by(s.customer_key, s.subscription_id, s.valid_from)
         ).all()
     return [tuple(r) for r in movements], [tuple(r) for r in spans]
 
@@ -150,16 +191,21 @@ def _oracle_mrr(stream: Stream, instant: datetime) -> int:
                 value = 0
                 continue
             value = subscription_mrr(
-                int(str(event["amount_minor"])), int(str(event["quantity"])),
-                str(event["interval"]), int(str(event["interval_count"])),
-                str(event["currency"]), "GBP", parse_rate(EUR_RATE),
+                int(str(event["amount_minor"])),
+                int(str(event["quantity"])),
+                str(event["interval"]),
+                int(str(event["interval_count"])),
+                str(event["currency"]),
+                "GBP",
+                parse_rate(EUR_RATE),
             )
         total += value
     return total
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=15, deadline=None,
+    max_examples=15,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -175,10 +221,17 @@ def postgres_factory(request: pytest.FixtureRequest) -> Callable[[], Engine]:
 
 
 @PROPERTY_SETTINGS
-@given(stream=streams(), interval=st.sampled_from(["week", "month", "quarter"]),
-       tz=st.sampled_from(["UTC", "Europe/London", "America/New_York"]))
+@given(
+    stream=streams(),
+    interval=st.sampled_from(["week", "month", "quarter"]),
+    tz=st.sampled_from(["UTC", "Europe/London", "America/New_York"]),
+)
 def test_movement_and_customer_identities_hold_exactly(
-    stream: Stream, interval: str, tz: str, database_kind: str, tmp_path: Path,
+    stream: Stream,
+    interval: str,
+    tz: str,
+    database_kind: str,
+    tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
     with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
@@ -187,12 +240,17 @@ def test_movement_and_customer_identities_hold_exactly(
     previous_end = None
     for row in rows:
         assert row["net_new_mrr"] == (
-            row["new_mrr"] + row["expansion_mrr"] + row["reactivation_mrr"]
-            - row["contraction_mrr"] - row["churned_mrr"]
+            row["new_mrr"]
+            + row["expansion_mrr"]
+            + row["reactivation_mrr"]
+            - row["contraction_mrr"]
+            - row["churned_mrr"]
         )
         assert row["net_new_mrr"] == row["mrr_end"] - row["mrr_start"]
         assert row["customers_end"] == (
-            row["customers_start"] + row["new_customers"] + row["reactivated_customers"]
+            row["customers_start"]
+            + row["new_customers"]
+            + row["reactivated_customers"]
             - row["churned_customers"]
         )
         if previous_end is not None:
@@ -203,7 +261,10 @@ def test_movement_and_customer_identities_hold_exactly(
 @PROPERTY_SETTINGS
 @given(stream=streams())
 def test_mrr_matches_the_definition_at_every_month_end(
-    stream: Stream, database_kind: str, tmp_path: Path, postgres_factory: Callable[[], Engine],
+    stream: Stream,
+    database_kind: str,
+    tmp_path: Path,
+    postgres_factory: Callable[[], Engine],
 ) -> None:
     with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
         ingest(engine, stream.customers, stream.events, stream.fx_rates)
@@ -217,7 +278,10 @@ def test_mrr_matches_the_definition_at_every_month_end(
 @PROPERTY_SETTINGS
 @given(stream=streams(), by=st.sampled_from(["segment", "country", "currency", "attr.none"]))
 def test_breakdown_groups_sum_to_the_total(
-    stream: Stream, by: str, database_kind: str, tmp_path: Path,
+    stream: Stream,
+    by: str,
+    database_kind: str,
+    tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
     with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
@@ -233,7 +297,11 @@ def test_breakdown_groups_sum_to_the_total(
 @PROPERTY_SETTINGS
 @given(stream=streams(), seed=st.integers(0, 2**16), batches=st.integers(1, 4))
 def test_any_order_and_batching_gives_the_same_ledger(
-    stream: Stream, seed: int, batches: int, database_kind: str, tmp_path: Path,
+    stream: Stream,
+    seed: int,
+    batches: int,
+    database_kind: str,
+    tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
     with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
@@ -248,7 +316,7 @@ def test_any_order_and_batching_gives_the_same_ledger(
         size = max(1, len(shuffled) // batches)
         pending: list[dict[str, str | None]] = []
         for index in range(0, len(shuffled), size):
-            pending.extend(shuffled[index:index + size])
+            pending.extend(shuffled[index : index + size])
             try:
                 ingest(engine, stream.customers, pending)
                 pending = []

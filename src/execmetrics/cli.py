@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func, select
 
 from execmetrics import render
 from execmetrics.config import get_settings
-from execmetrics.demo import DemoSpec, write_demo
+from execmetrics.demo import DemoFiles, DemoSpec, write_demo
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
@@ -56,8 +56,11 @@ errors = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: EXECMETRICS_DATABASE_URL or ./var/).",
-                 show_default=False),
+    typer.Option(
+        "--db",
+        help="Database URL (default: EXECMETRICS_DATABASE_URL or ./var/).",
+        show_default=False,
+    ),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv.")]
 FromOption = Annotated[
@@ -117,16 +120,22 @@ def ingest(
         result = _ingest_with_progress(engine, paths, quiet=output == "json")
     except IngestError as error:
         if output == "json":
-            payload = {"ok": False, "problems": [p.as_dict() for p in error.problems],
-                       "total_problems": error.total}
+            payload = {
+                "ok": False,
+                "problems": [p.as_dict() for p in error.problems],
+                "total_problems": error.total,
+            }
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         else:
             _print_problems(error)
         raise typer.Exit(1) from None
     if output == "json":
-        payload = {"ok": True, "ingestion_id": result.ingestion_id,
-                   "counts": {k: vars(v) for k, v in result.counts.items()},
-                   "ledger": vars(result.ledger)}
+        payload = {
+            "ok": True,
+            "ingestion_id": result.ingestion_id,
+            "counts": {k: vars(v) for k, v in result.counts.items()},
+            "ledger": vars(result.ledger),
+        }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         _print_ingest_summary(result)
@@ -185,8 +194,12 @@ def metrics(
     first: FromOption = None,
     last: ToOption = None,
     interval: IntervalOption = "month",
-    by: Annotated[str | None, typer.Option("--by", help="segment, country, source, campaign, "
-                                                        "currency, plan, tier or attr.NAME")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", help="segment, country, source, campaign, currency, plan, tier or attr.NAME"
+        ),
+    ] = None,
     tz: TzOption = "UTC",
     output: FormatOption = "table",
     db: DbOption = None,
@@ -201,10 +214,27 @@ def metrics(
             report = compute_metrics(connection, start, end, interval, tz, by)
     except (PeriodError, BreakdownError, MetricsError) as error:
         raise _fail(str(error)) from None
-    columns = FIELDS if output != "table" else (
-        "period", "group", "mrr_start", "new_mrr", "expansion_mrr", "reactivation_mrr",
-        "contraction_mrr", "churned_mrr", "mrr_end", "customers_end", "customer_churn_rate",
-        "nrr", "quick_ratio", "arpa", "ltv", "cac",
+    columns: tuple[str, ...] = (
+        FIELDS
+        if output != "table"
+        else (
+            "period",
+            "group",
+            "mrr_start",
+            "new_mrr",
+            "expansion_mrr",
+            "reactivation_mrr",
+            "contraction_mrr",
+            "churned_mrr",
+            "mrr_end",
+            "customers_end",
+            "customer_churn_rate",
+            "nrr",
+            "quick_ratio",
+            "arpa",
+            "ltv",
+            "cac",
+        )
     )
     if by is None and output == "table":
         columns = tuple(c for c in columns if c != "group")
@@ -237,18 +267,22 @@ def demo(
     customers_count: Annotated[int, typer.Option("--customers", min=1)] = 5000,
     months: Annotated[int, typer.Option("--months", min=1)] = 36,
     seed: Annotated[int, typer.Option("--seed")] = 7,
-    end: Annotated[str | None, typer.Option("--end", help="Last month, YYYY-MM "
-                                                           "(default: this month).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the files here instead of "
-                                                            "ingesting them.")] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last month, YYYY-MM (default: this month).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the files here instead of ingesting them.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Generate the demo company (a UK wedding-supplier SaaS) and ingest it, or write its files."""
     spec = DemoSpec(customers=customers_count, months=months, seed=seed, end_month=end)
     if out is not None:
         files = _write_demo_with_progress(spec, out)
-        console.print(f"wrote {files.customers:,} customers and {files.subscription_events:,} "
-                      f"subscription events to {out}")
+        console.print(
+            f"wrote {files.customers:,} customers and {files.subscription_events:,} "
+            f"subscription events to {out}"
+        )
         return
     engine = _engine(db)
     with tempfile.TemporaryDirectory(prefix="execmetrics-demo-") as folder:
@@ -261,11 +295,14 @@ def demo(
     _print_ingest_summary(result)
 
 
-def _write_demo_with_progress(spec: DemoSpec, folder: Path) -> object:
+def _write_demo_with_progress(spec: DemoSpec, folder: Path) -> DemoFiles:
     try:
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=errors,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
         ) as bar:
             task = bar.add_task("generate demo company", total=spec.customers)
             return write_demo(spec, folder, lambda done: bar.advance(task, done))
@@ -283,8 +320,11 @@ def report(
     engine = _engine(db)
     with engine.connect() as connection:
         if not connection.execute(select(func.count()).select_from(customers)).scalar():
-            raise _fail("the database holds no data yet: run `execmetrics ingest DIR` "
-                        "or `execmetrics demo`", 1)
+            raise _fail(
+                "the database holds no data yet: run `execmetrics ingest DIR` "
+                "or `execmetrics demo`",
+                1,
+            )
         start, end = _range(None, None, "month", tz)
         start = shift_periods(end, "month", months - 1)
         result = compute_metrics(connection, start, end, "month", tz)

@@ -11,21 +11,27 @@ from sqlalchemy import Connection, select
 
 from execmetrics.money import parse_rate
 from execmetrics.store.tables import fx_rates
+from execmetrics.timeutil import date_to_micros
 
 
 class FxRates:
     """Per currency, the dated rates; the rate in force on a day is the latest on or before it."""
 
     def __init__(self, rates: dict[str, list[tuple[date, Fraction]]]) -> None:
-        self._days = {c: [d for d, _ in sorted(rs)] for c, rs in rates.items()}
+        # A rate dated d is in force from d 00:00 UTC, so lookups are by instant.
+        self._starts = {c: [date_to_micros(d) for d, _ in sorted(rs)] for c, rs in rates.items()}
         self._rates = {c: [r for _, r in sorted(rs)] for c, rs in rates.items()}
 
-    def rate_on(self, currency: str, day: date) -> Fraction | None:
-        days = self._days.get(currency)
-        if not days:
+    def rate_at(self, currency: str, instant: int) -> Fraction | None:
+        """The rate in force on the UTC date of `instant` (microseconds since the epoch)."""
+        starts = self._starts.get(currency)
+        if not starts:
             return None
-        index = bisect_right(days, day)
+        index = bisect_right(starts, instant)
         return self._rates[currency][index - 1] if index else None
+
+    def rate_on(self, currency: str, day: date) -> Fraction | None:
+        return self.rate_at(currency, date_to_micros(day))
 
 
 def load_fx_rates(connection: Connection) -> FxRates:

@@ -19,13 +19,33 @@ from execmetrics.money import Money
 
 FORMATS = ("table", "json", "csv")
 MONEY_FIELDS = {
-    "mrr_start", "mrr_end", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",
-    "churned_mrr", "net_new_mrr", "arr", "arpa", "ltv", "marketing_spend", "cac", "mrr",
+    "mrr_start",
+    "mrr_end",
     "new_mrr",
+    "expansion_mrr",
+    "reactivation_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "net_new_mrr",
+    "arr",
+    "arpa",
+    "ltv",
+    "marketing_spend",
+    "cac",
+    "mrr",
 }
 PERCENT_FIELDS = {
-    "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr",
-    "nrr_12m", "grr_12m", "mrr_growth", "mrr_growth_yoy", "logo_retention", "revenue_retention",
+    "customer_churn_rate",
+    "gross_mrr_churn_rate",
+    "net_mrr_churn_rate",
+    "grr",
+    "nrr",
+    "nrr_12m",
+    "grr_12m",
+    "mrr_growth",
+    "mrr_growth_yoy",
+    "logo_retention",
+    "revenue_retention",
 }
 
 
@@ -64,8 +84,8 @@ def format_value(name: str, value: Any, currency: str) -> str:
 def rows_table(report: MetricsReport, columns: list[str], title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAVY, header_style="bold cyan")
     for name in columns:
-        justify = "left" if name in ("period", "group", "cohort") else "right"
-        table.add_column(name.replace("_", " "), justify=justify, no_wrap=True)
+        left = name in ("period", "group", "cohort")
+        table.add_column(name.replace("_", " "), justify="left" if left else "right", no_wrap=True)
     for row in report.rows:
         table.add_row(*(format_value(name, row[name], report.currency) for name in columns))
     return table
@@ -89,16 +109,22 @@ def executive_report(report: MetricsReport, company: str) -> Group:
     for _ in range(4):
         headline.add_column()
     headline.add_row(
-        Text("MRR", style="dim"), Text(money(latest["mrr_end"]), style="bold"),
-        Text("ARR", style="dim"), Text(money(latest["arr"]), style="bold"),
+        Text("MRR", style="dim"),
+        Text(money(latest["mrr_end"]), style="bold"),
+        Text("ARR", style="dim"),
+        Text(money(latest["arr"]), style="bold"),
     )
     headline.add_row(
-        Text("MRR growth (MoM)", style="dim"), change(latest["mrr_growth"]),
-        Text("MRR growth (YoY)", style="dim"), change(latest["mrr_growth_yoy"]),
+        Text("MRR growth (MoM)", style="dim"),
+        change(latest["mrr_growth"]),
+        Text("MRR growth (YoY)", style="dim"),
+        change(latest["mrr_growth_yoy"]),
     )
     headline.add_row(
-        Text("Customers", style="dim"), Text(f"{latest['customers_end']:,}", style="bold"),
-        Text("ARPA", style="dim"), Text(money(latest["arpa"])),
+        Text("Customers", style="dim"),
+        Text(f"{latest['customers_end']:,}", style="bold"),
+        Text("ARPA", style="dim"),
+        Text(money(latest["arpa"])),
     )
     headline.add_row(
         Text("Customer churn", style="dim"),
@@ -119,13 +145,26 @@ def executive_report(report: MetricsReport, company: str) -> Group:
         Text(format_value("ltv_to_cac", latest["ltv_to_cac"], currency)),
     )
     movement_columns = [
-        "period", "mrr_start", "new_mrr", "expansion_mrr", "reactivation_mrr",
-        "contraction_mrr", "churned_mrr", "net_new_mrr", "mrr_end", "customers_end",
-        "customer_churn_rate", "nrr",
+        "period",
+        "mrr_start",
+        "new_mrr",
+        "expansion_mrr",
+        "reactivation_mrr",
+        "contraction_mrr",
+        "churned_mrr",
+        "net_new_mrr",
+        "mrr_end",
+        "customers_end",
+        "customer_churn_rate",
+        "nrr",
     ]
     table = rows_table(report, movement_columns, f"MRR movements ({currency})")
     return Group(
-        Panel(headline, title=f"[bold]{company}[/] · {latest['period']}", border_style="cyan",
-              expand=False),
+        Panel(
+            headline,
+            title=f"[bold]{company}[/] · {latest['period']}",
+            border_style="cyan",
+            expand=False,
+        ),
         table,
     )

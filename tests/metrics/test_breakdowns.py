@@ -53,8 +53,7 @@ def test_segment_groups_carry_every_metric(engine: Engine) -> None:
     rows = grouped(metrics(engine, "2024-01", "2024-04", by="segment"))
     smb = rows[("2024-01", "SMB")]  # c1 and c3
     assert (smb["mrr_start"], smb["mrr_end"]) == (13000, 15000)
-    assert (smb["expansion_mrr"], smb["reactivation_mrr"], smb["churned_mrr"]) == (5000, 3000,
-                                                                                   6000)
+    assert (smb["expansion_mrr"], smb["reactivation_mrr"], smb["churned_mrr"]) == (5000, 3000, 6000)
     assert (smb["customers_start"], smb["customers_end"]) == (2, 1)
     assert smb["customer_churn_rate"] == Decimal("0.5")
     assert smb["arpa"] == 15000
@@ -62,7 +61,9 @@ def test_segment_groups_carry_every_metric(engine: Engine) -> None:
     # c4's segment is derived from 1500 employees.
     enterprise = rows[("2024-03", "Enterprise")]  # c2 churns 5000, c4's trial ends: 8000 new
     assert (enterprise["mrr_start"], enterprise["new_mrr"], enterprise["churned_mrr"]) == (
-        5000, 8000, 5000
+        5000,
+        8000,
+        5000,
     )
     assert enterprise["mrr_end"] == 8000
     assert enterprise["customer_churn_rate"] == Decimal("1")
@@ -90,9 +91,7 @@ def test_attribute_and_currency_groups(engine: Engine) -> None:
 def test_unknown_attribute_puts_everyone_in_none(engine: Engine) -> None:
     ingest_mixed(engine)
     rows = metrics(engine, "2024-01", "2024-01", by="attr.shoe_size")
-    assert [(r["group"], r["mrr_end"], r["customers_end"]) for r in rows] == [
-        ("(none)", 30500, 3)
-    ]
+    assert [(r["group"], r["mrr_end"], r["customers_end"]) for r in rows] == [("(none)", 30500, 3)]
 
 
 @pytest.mark.parametrize("by", ["planet", "attr.", "attr", "segments", ""])
@@ -109,8 +108,13 @@ def test_tier_breakdown_counts_a_customer_on_two_tiers_in_both(engine: Engine) -
 
     def figures(period: str, group: str) -> tuple[int, int, int, int, int]:
         row = rows[(period, group)]
-        return (row["mrr_start"], row["mrr_end"], row["arr"], row["customers_start"],
-                row["customers_end"])
+        return (
+            row["mrr_start"],
+            row["mrr_end"],
+            row["arr"],
+            row["customers_start"],
+            row["customers_end"],
+        )
 
     # At 1 Jan: c1 Pro 10000, c3 Pro 3000. At 1 Feb: c2 Pro 5000 and Starter 2000,
     # c1 Scale 15000, c5 (no tier) 8500.
@@ -119,8 +123,10 @@ def test_tier_breakdown_counts_a_customer_on_two_tiers_in_both(engine: Engine) -
     assert figures("2024-01", "Starter") == (0, 2000, 24000, 0, 1)
     assert figures("2024-01", "(none)") == (0, 8500, 102000, 0, 1)
     # c2 counts in Pro and in Starter: four customer counts for three paying customers.
-    assert sum(rows[("2024-02", g)]["customers_start"] for g in ("Pro", "Scale", "Starter",
-                                                                 "(none)")) == 4
+    assert (
+        sum(rows[("2024-02", g)]["customers_start"] for g in ("Pro", "Scale", "Starter", "(none)"))
+        == 4
+    )
     # c2's cancellation at 00:00 on 1 March is in March: it still pays at February's end.
     assert figures("2024-02", "Pro") == (5000, 5000, 60000, 1, 1)
     assert figures("2024-02", "Starter") == (2000, 0, 0, 1, 0)
@@ -128,20 +134,23 @@ def test_tier_breakdown_counts_a_customer_on_two_tiers_in_both(engine: Engine) -
     assert figures("2024-04", "Pro") == (0, 7000, 84000, 0, 1)
     for period in ("2024-01", "2024-02", "2024-03", "2024-04"):
         total = metrics(engine, period, period)[0]
-        assert sum(rows[(period, g)]["mrr_end"] for g in ("Pro", "Scale", "Starter",
-                                                          "(none)")) == total["mrr_end"]
+        assert (
+            sum(rows[(period, g)]["mrr_end"] for g in ("Pro", "Scale", "Starter", "(none)"))
+            == total["mrr_end"]
+        )
 
 
 def test_plan_breakdown_splits_mrr_by_plan(engine: Engine) -> None:
     ingest_mixed(engine)
     rows = grouped(metrics(engine, "2024-01", "2024-01", by="plan"))
-    assert {group for _, group in rows} == {"pro-m", "pro-y", "scale-m", "starter-m",
-                                            "pro-m-eur"}
+    assert {group for _, group in rows} == {"pro-m", "pro-y", "scale-m", "starter-m", "pro-m-eur"}
     assert (rows[("2024-01", "pro-m")]["mrr_start"], rows[("2024-01", "pro-m")]["mrr_end"]) == (
-        10000, 5000
+        10000,
+        5000,
     )
     assert (rows[("2024-01", "pro-y")]["mrr_start"], rows[("2024-01", "pro-y")]["mrr_end"]) == (
-        3000, 0
+        3000,
+        0,
     )
     assert rows[("2024-01", "pro-y")]["customers_end"] == 0
     assert rows[("2024-01", "pro-m-eur")]["arr"] == 102000

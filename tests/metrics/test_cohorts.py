@@ -16,8 +16,16 @@ from execmetrics.store.database import open_database
 
 D = Decimal
 
-COHORT_KEYS = {"cohort", "offset", "customers", "retained", "logo_retention", "mrr", "new_mrr",
-               "revenue_retention"}
+COHORT_KEYS = {
+    "cohort",
+    "offset",
+    "customers",
+    "retained",
+    "logo_retention",
+    "mrr",
+    "new_mrr",
+    "revenue_retention",
+}
 
 
 def cohort_events() -> list[dict[str, Any]]:
@@ -30,8 +38,7 @@ def cohort_events() -> list[dict[str, Any]]:
         start("b1", "b", "b-s", "2024-01-20T00:00:00Z", 5000),
         cancel("b2", "b", "b-s", "2024-03-03T00:00:00Z"),
         start("b3", "b", "b-s", "2024-04-10T00:00:00Z", 6000),
-        start("c1", "c", "c-s", "2024-01-10T00:00:00Z", 8000,
-              trial_ends_at="2024-02-10T00:00:00Z"),
+        start("c1", "c", "c-s", "2024-01-10T00:00:00Z", 8000, trial_ends_at="2024-02-10T00:00:00Z"),
         start("d1", "d", "d-s", "2024-02-01T00:00:00Z", 3000),
         change("d2", "d", "d-s", "2024-04-15T00:00:00Z", 1000),
         start("z1", "z", "z-s", "2023-12-15T00:00:00Z", 99999),
@@ -41,8 +48,16 @@ def cohort_events() -> list[dict[str, Any]]:
 
 def as_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
-        (r["cohort"], r["offset"], r["customers"], r["retained"], r["logo_retention"], r["mrr"],
-         r["new_mrr"], r["revenue_retention"])
+        (
+            r["cohort"],
+            r["offset"],
+            r["customers"],
+            r["retained"],
+            r["logo_retention"],
+            r["mrr"],
+            r["new_mrr"],
+            r["revenue_retention"],
+        )
         for r in rows
     ]
 
@@ -70,10 +85,14 @@ def test_cohort_retention_by_hand(engine: Engine) -> None:
 def test_cohort_is_the_period_of_the_first_new_movement_not_the_trial_start(
     engine: Engine,
 ) -> None:
-    ingest(engine, events=[
-        start("t1", "t", "t-s", "2024-01-25T00:00:00Z", 4000,
-              trial_ends_at="2024-02-08T00:00:00Z"),
-    ])
+    ingest(
+        engine,
+        events=[
+            start(
+                "t1", "t", "t-s", "2024-01-25T00:00:00Z", 4000, trial_ends_at="2024-02-08T00:00:00Z"
+            ),
+        ],
+    )
     rows = {(r["cohort"], r["offset"]): r for r in cohorts(engine, "2024-01", "2024-02")}
     assert rows[("2024-01", 0)]["customers"] == 0
     assert rows[("2024-01", 1)]["retained"] == 0
@@ -85,11 +104,15 @@ def test_cohorts_in_a_time_zone(engine: Engine) -> None:
     ingest(engine, events=[start("a", "a", "a-s", "2024-03-31T23:30:00Z", 1000)])
     london = cohorts(engine, "2024-03", "2024-04", tz="Europe/London")
     assert [(r["cohort"], r["offset"], r["customers"]) for r in london] == [
-        ("2024-03", 0, 0), ("2024-03", 1, 0), ("2024-04", 0, 1)
+        ("2024-03", 0, 0),
+        ("2024-03", 1, 0),
+        ("2024-04", 0, 1),
     ]
     utc = cohorts(engine, "2024-03", "2024-04")
     assert [(r["cohort"], r["offset"], r["customers"]) for r in utc] == [
-        ("2024-03", 0, 1), ("2024-03", 1, 1), ("2024-04", 0, 0)
+        ("2024-03", 0, 1),
+        ("2024-03", 1, 1),
+        ("2024-04", 0, 0),
     ]
 
 
@@ -105,7 +128,9 @@ def test_cohorts_json_through_the_cli(tmp_path: Path) -> None:
     document = json.loads(result.stdout)
     assert set(document) == {"currency", "timezone", "interval", "rows"}
     assert (document["currency"], document["timezone"], document["interval"]) == (
-        "GBP", "UTC", "month"
+        "GBP",
+        "UTC",
+        "month",
     )
     for row in document["rows"]:
         assert set(row) == COHORT_KEYS

@@ -30,10 +30,19 @@ def set_gross_margin(engine: Engine, value: str) -> None:
 
 
 def test_published_mrr_of_100_monthly_and_50_annual_customers(engine: Engine) -> None:
-    events = [start(f"m{i}", f"m{i}", f"m{i}-s", "2024-01-05T10:00:00Z", 10000)
-              for i in range(100)]
-    events += [start(f"y{i}", f"y{i}", f"y{i}-s", "2024-01-06T10:00:00Z", 60000,
-                     interval="year", plan="pro-annual") for i in range(50)]
+    events = [start(f"m{i}", f"m{i}", f"m{i}-s", "2024-01-05T10:00:00Z", 10000) for i in range(100)]
+    events += [
+        start(
+            f"y{i}",
+            f"y{i}",
+            f"y{i}-s",
+            "2024-01-06T10:00:00Z",
+            60000,
+            interval="year",
+            plan="pro-annual",
+        )
+        for i in range(50)
+    ]
     ingest(engine, events=events)
     [jan, feb] = metrics(engine, "2024-01", "2024-02")
     assert jan["mrr_start"] == 0
@@ -50,10 +59,12 @@ def test_published_mrr_of_100_monthly_and_50_annual_customers(engine: Engine) ->
 def test_published_customer_churn_rate_excludes_a_customer_who_joined_that_month(
     engine: Engine,
 ) -> None:
-    events = [start(f"s{i}", f"c{i:03d}", f"c{i}-s", "2023-12-01T00:00:00Z", 1000)
-              for i in range(100)]
-    events += [cancel(f"x{i}", f"c{i:03d}", f"c{i}-s", f"2024-01-{10 + i}T12:00:00Z")
-               for i in range(10)]
+    events = [
+        start(f"s{i}", f"c{i:03d}", f"c{i}-s", "2023-12-01T00:00:00Z", 1000) for i in range(100)
+    ]
+    events += [
+        cancel(f"x{i}", f"c{i:03d}", f"c{i}-s", f"2024-01-{10 + i}T12:00:00Z") for i in range(10)
+    ]
     events += [
         start("late-1", "late", "late-s", "2024-01-05T00:00:00Z", 1000),
         cancel("late-2", "late", "late-s", "2024-01-25T00:00:00Z"),
@@ -69,15 +80,18 @@ def test_published_customer_churn_rate_excludes_a_customer_who_joined_that_month
 
 
 def test_published_gross_and_net_mrr_churn(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a1", "a", "a-s", "2023-12-01T00:00:00Z", 1000),
-        start("b1", "b", "b-s", "2023-12-01T00:00:00Z", 2000),
-        start("c1", "c", "c-s", "2023-12-01T00:00:00Z", 3000),
-        start("d1", "d", "d-s", "2023-12-01T00:00:00Z", 4000),
-        cancel("a2", "a", "a-s", "2024-01-10T00:00:00Z"),  # churn 1000
-        change("b2", "b", "b-s", "2024-01-11T00:00:00Z", 1000),  # contraction 1000
-        change("c2", "c", "c-s", "2024-01-12T00:00:00Z", 4000),  # expansion 1000
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a1", "a", "a-s", "2023-12-01T00:00:00Z", 1000),
+            start("b1", "b", "b-s", "2023-12-01T00:00:00Z", 2000),
+            start("c1", "c", "c-s", "2023-12-01T00:00:00Z", 3000),
+            start("d1", "d", "d-s", "2023-12-01T00:00:00Z", 4000),
+            cancel("a2", "a", "a-s", "2024-01-10T00:00:00Z"),  # churn 1000
+            change("b2", "b", "b-s", "2024-01-11T00:00:00Z", 1000),  # contraction 1000
+            change("c2", "c", "c-s", "2024-01-12T00:00:00Z", 4000),  # expansion 1000
+        ],
+    )
     [jan] = metrics(engine, "2024-01", "2024-01")
     assert jan["mrr_start"] == 10000
     assert (jan["churned_mrr"], jan["contraction_mrr"], jan["expansion_mrr"]) == (1000, 1000, 1000)
@@ -92,7 +106,12 @@ def test_published_ltv_from_arpa_and_six_period_mean_churn(engine: Engine) -> No
     ingest(engine, events=steady_churn_events())
     rows = by_period(metrics(engine, "2024-01", "2024-08"))
     assert [rows[f"2024-0{m}"]["customer_churn_rate"] for m in range(1, 7)] == [
-        D("0.1"), D("0"), D("0.05"), D("0.05"), D("0.05"), D("0.05")
+        D("0.1"),
+        D("0"),
+        D("0.05"),
+        D("0.05"),
+        D("0.05"),
+        D("0.05"),
     ]
     assert all(rows[f"2024-0{m}"]["customers_start"] == 20 for m in range(1, 8))
     july = rows["2024-07"]
@@ -119,9 +138,12 @@ def test_ltv_is_null_when_one_of_the_six_periods_had_no_customers(engine: Engine
 
 
 def test_ltv_is_null_when_the_mean_churn_is_zero(engine: Engine) -> None:
-    ingest(engine, events=[
-        start(f"s{i}", f"c{i}", f"c{i}-s", "2023-06-01T00:00:00Z", 10000) for i in range(3)
-    ])
+    ingest(
+        engine,
+        events=[
+            start(f"s{i}", f"c{i}", f"c{i}-s", "2023-06-01T00:00:00Z", 10000) for i in range(3)
+        ],
+    )
     [row] = metrics(engine, "2024-01", "2024-01")
     assert row["arpa"] == 10000
     assert row["customer_churn_rate"] == D("0")
@@ -139,40 +161,100 @@ def test_ltv_uses_the_gross_margin_setting(engine: Engine) -> None:
 
 MIXED_EXPECTED: dict[str, dict[str, Any]] = {
     "2024-01": {
-        "mrr_start": 13000, "mrr_end": 30500, "new_mrr": 13500, "expansion_mrr": 7000,
-        "reactivation_mrr": 3000, "contraction_mrr": 0, "churned_mrr": 6000,
-        "net_new_mrr": 17500, "arr": 366000, "customers_start": 2, "customers_end": 3,
-        "new_customers": 2, "reactivated_customers": 1, "churned_customers": 2, "arpa": 10167,
-        "customer_churn_rate": D("0.5"), "gross_mrr_churn_rate": D("0.461538"),
-        "net_mrr_churn_rate": D("-0.307692"), "grr": D("0.538462"), "nrr": D("1.307692"),
-        "quick_ratio": D("3.916667"), "mrr_growth": D("1.346154"),
+        "mrr_start": 13000,
+        "mrr_end": 30500,
+        "new_mrr": 13500,
+        "expansion_mrr": 7000,
+        "reactivation_mrr": 3000,
+        "contraction_mrr": 0,
+        "churned_mrr": 6000,
+        "net_new_mrr": 17500,
+        "arr": 366000,
+        "customers_start": 2,
+        "customers_end": 3,
+        "new_customers": 2,
+        "reactivated_customers": 1,
+        "churned_customers": 2,
+        "arpa": 10167,
+        "customer_churn_rate": D("0.5"),
+        "gross_mrr_churn_rate": D("0.461538"),
+        "net_mrr_churn_rate": D("-0.307692"),
+        "grr": D("0.538462"),
+        "nrr": D("1.307692"),
+        "quick_ratio": D("3.916667"),
+        "mrr_growth": D("1.346154"),
     },
     "2024-02": {
-        "mrr_start": 30500, "mrr_end": 25500, "new_mrr": 4000, "expansion_mrr": 0,
-        "reactivation_mrr": 0, "contraction_mrr": 5000, "churned_mrr": 4000,
-        "net_new_mrr": -5000, "arr": 306000, "customers_start": 3, "customers_end": 3,
-        "new_customers": 1, "reactivated_customers": 0, "churned_customers": 1, "arpa": 8500,
-        "customer_churn_rate": D("0"), "gross_mrr_churn_rate": D("0.295082"),
-        "net_mrr_churn_rate": D("0.295082"), "grr": D("0.704918"), "nrr": D("0.704918"),
-        "quick_ratio": D("0.444444"), "mrr_growth": D("-0.163934"),
+        "mrr_start": 30500,
+        "mrr_end": 25500,
+        "new_mrr": 4000,
+        "expansion_mrr": 0,
+        "reactivation_mrr": 0,
+        "contraction_mrr": 5000,
+        "churned_mrr": 4000,
+        "net_new_mrr": -5000,
+        "arr": 306000,
+        "customers_start": 3,
+        "customers_end": 3,
+        "new_customers": 1,
+        "reactivated_customers": 0,
+        "churned_customers": 1,
+        "arpa": 8500,
+        "customer_churn_rate": D("0"),
+        "gross_mrr_churn_rate": D("0.295082"),
+        "net_mrr_churn_rate": D("0.295082"),
+        "grr": D("0.704918"),
+        "nrr": D("0.704918"),
+        "quick_ratio": D("0.444444"),
+        "mrr_growth": D("-0.163934"),
     },
     "2024-03": {
-        "mrr_start": 25500, "mrr_end": 16500, "new_mrr": 8000, "expansion_mrr": 0,
-        "reactivation_mrr": 0, "contraction_mrr": 0, "churned_mrr": 17000,
-        "net_new_mrr": -9000, "arr": 198000, "customers_start": 3, "customers_end": 2,
-        "new_customers": 1, "reactivated_customers": 0, "churned_customers": 2, "arpa": 8250,
-        "customer_churn_rate": D("0.666667"), "gross_mrr_churn_rate": D("0.666667"),
-        "net_mrr_churn_rate": D("0.666667"), "grr": D("0.333333"), "nrr": D("0.333333"),
-        "quick_ratio": D("0.470588"), "mrr_growth": D("-0.352941"),
+        "mrr_start": 25500,
+        "mrr_end": 16500,
+        "new_mrr": 8000,
+        "expansion_mrr": 0,
+        "reactivation_mrr": 0,
+        "contraction_mrr": 0,
+        "churned_mrr": 17000,
+        "net_new_mrr": -9000,
+        "arr": 198000,
+        "customers_start": 3,
+        "customers_end": 2,
+        "new_customers": 1,
+        "reactivated_customers": 0,
+        "churned_customers": 2,
+        "arpa": 8250,
+        "customer_churn_rate": D("0.666667"),
+        "gross_mrr_churn_rate": D("0.666667"),
+        "net_mrr_churn_rate": D("0.666667"),
+        "grr": D("0.333333"),
+        "nrr": D("0.333333"),
+        "quick_ratio": D("0.470588"),
+        "mrr_growth": D("-0.352941"),
     },
     "2024-04": {
-        "mrr_start": 16500, "mrr_end": 23500, "new_mrr": 0, "expansion_mrr": 0,
-        "reactivation_mrr": 7000, "contraction_mrr": 0, "churned_mrr": 0,
-        "net_new_mrr": 7000, "arr": 282000, "customers_start": 2, "customers_end": 3,
-        "new_customers": 0, "reactivated_customers": 1, "churned_customers": 0, "arpa": 7833,
-        "customer_churn_rate": D("0"), "gross_mrr_churn_rate": D("0"),
-        "net_mrr_churn_rate": D("-0.424242"), "grr": D("1"), "nrr": D("1.424242"),
-        "quick_ratio": None, "mrr_growth": D("0.424242"),
+        "mrr_start": 16500,
+        "mrr_end": 23500,
+        "new_mrr": 0,
+        "expansion_mrr": 0,
+        "reactivation_mrr": 7000,
+        "contraction_mrr": 0,
+        "churned_mrr": 0,
+        "net_new_mrr": 7000,
+        "arr": 282000,
+        "customers_start": 2,
+        "customers_end": 3,
+        "new_customers": 0,
+        "reactivated_customers": 1,
+        "churned_customers": 0,
+        "arpa": 7833,
+        "customer_churn_rate": D("0"),
+        "gross_mrr_churn_rate": D("0"),
+        "net_mrr_churn_rate": D("-0.424242"),
+        "grr": D("1"),
+        "nrr": D("1.424242"),
+        "quick_ratio": None,
+        "mrr_growth": D("0.424242"),
     },
 }
 
@@ -211,12 +293,17 @@ def test_identities_hold_in_every_period(
     assert sum(row["new_mrr"] for row in rows) + opening_new == 3000 + 10000 + 13500 + 4000 + 8000
     for row in rows:
         assert row["net_new_mrr"] == (
-            row["new_mrr"] + row["expansion_mrr"] + row["reactivation_mrr"]
-            - row["contraction_mrr"] - row["churned_mrr"]
+            row["new_mrr"]
+            + row["expansion_mrr"]
+            + row["reactivation_mrr"]
+            - row["contraction_mrr"]
+            - row["churned_mrr"]
         )
         assert row["net_new_mrr"] == row["mrr_end"] - row["mrr_start"]
         assert row["customers_end"] == (
-            row["customers_start"] + row["new_customers"] + row["reactivated_customers"]
+            row["customers_start"]
+            + row["new_customers"]
+            + row["reactivated_customers"]
             - row["churned_customers"]
         )
         assert row["arr"] == 12 * row["mrr_end"]
@@ -249,12 +336,15 @@ def test_churn_rate_counts_a_customer_who_churns_twice_once_and_ignores_a_same_p
 
 
 def test_movements_at_the_same_instant_are_netted_for_a_customer(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a1", "a", "a-s1", "2023-12-01T00:00:00Z", 3000),
-        # Swap plans at one instant: one movement, an expansion of 1000.
-        cancel("a2", "a", "a-s1", "2024-01-10T00:00:00Z"),
-        start("a3", "a", "a-s2", "2024-01-10T00:00:00Z", 4000),
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a1", "a", "a-s1", "2023-12-01T00:00:00Z", 3000),
+            # Swap plans at one instant: one movement, an expansion of 1000.
+            cancel("a2", "a", "a-s1", "2024-01-10T00:00:00Z"),
+            start("a3", "a", "a-s2", "2024-01-10T00:00:00Z", 4000),
+        ],
+    )
     [jan] = metrics(engine, "2024-01", "2024-01")
     assert (jan["expansion_mrr"], jan["churned_mrr"], jan["new_mrr"]) == (1000, 0, 0)
     assert jan["churned_customers"] == 0 and jan["customer_churn_rate"] == D("0")
@@ -264,23 +354,46 @@ def test_movements_at_the_same_instant_are_netted_for_a_customer(engine: Engine)
 
 
 def test_ratios_with_a_zero_denominator_are_null(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a1", "a", "a-s", "2024-01-10T00:00:00Z", 5000),
-        cancel("a2", "a", "a-s", "2024-02-10T00:00:00Z"),
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a1", "a", "a-s", "2024-01-10T00:00:00Z", 5000),
+            cancel("a2", "a", "a-s", "2024-02-10T00:00:00Z"),
+        ],
+    )
     rows = by_period(metrics(engine, "2023-12", "2024-03"))
     empty, jan, feb, mar = (rows[p] for p in ("2023-12", "2024-01", "2024-02", "2024-03"))
     # No customers at all.
     for row in (empty, mar):
         assert row["customers_end"] == 0
-        for name in ("arpa", "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate",
-                     "grr", "nrr", "quick_ratio", "ltv", "cac", "ltv_to_cac",
-                     "cac_payback_months", "mrr_growth", "nrr_12m", "grr_12m", "mrr_growth_yoy"):
+        for name in (
+            "arpa",
+            "customer_churn_rate",
+            "gross_mrr_churn_rate",
+            "net_mrr_churn_rate",
+            "grr",
+            "nrr",
+            "quick_ratio",
+            "ltv",
+            "cac",
+            "ltv_to_cac",
+            "cac_payback_months",
+            "mrr_growth",
+            "nrr_12m",
+            "grr_12m",
+            "mrr_growth_yoy",
+        ):
             assert row[name] is None, name
     # Growth from nothing and no customers at the start: no denominators.
     assert jan["customers_start"] == 0 and jan["mrr_start"] == 0
-    for name in ("customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr",
-                 "nrr", "mrr_growth"):
+    for name in (
+        "customer_churn_rate",
+        "gross_mrr_churn_rate",
+        "net_mrr_churn_rate",
+        "grr",
+        "nrr",
+        "mrr_growth",
+    ):
         assert jan[name] is None, name
     assert jan["quick_ratio"] is None  # 5000 new, no losses
     assert jan["arpa"] == 5000
@@ -299,11 +412,14 @@ def test_ratios_with_a_zero_denominator_are_null(engine: Engine) -> None:
 
 def growth_company(engine: Engine) -> None:
     """mrr_end: Jan 2023 10000, Jun-Dec 2023 15000, Jan 2024 20000."""
-    ingest(engine, events=[
-        start("x1", "x", "x-s", "2023-01-15T00:00:00Z", 10000),
-        start("y1", "y", "y-s", "2023-06-10T00:00:00Z", 5000),
-        change("x2", "x", "x-s", "2024-01-10T00:00:00Z", 15000),
-    ])
+    ingest(
+        engine,
+        events=[
+            start("x1", "x", "x-s", "2023-01-15T00:00:00Z", 10000),
+            start("y1", "y", "y-s", "2023-06-10T00:00:00Z", 5000),
+            change("x2", "x", "x-s", "2024-01-10T00:00:00Z", 15000),
+        ],
+    )
 
 
 def test_mrr_growth_and_year_on_year_growth_by_month(engine: Engine) -> None:
@@ -338,19 +454,22 @@ def test_mrr_growth_by_quarter_and_year(engine: Engine) -> None:
 
 
 def test_nrr_12m_and_grr_12m(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a1", "a", "a-s", "2023-06-10T00:00:00Z", 1000),
-        change("a2", "a", "a-s", "2024-05-10T00:00:00Z", 2500),  # expansion
-        start("b1", "b", "b-s", "2023-06-10T00:00:00Z", 2000),
-        change("b2", "b", "b-s", "2024-03-10T00:00:00Z", 1000),  # contraction
-        start("c1", "c", "c-s", "2023-06-10T00:00:00Z", 3000),
-        cancel("c2", "c", "c-s", "2024-04-10T00:00:00Z"),
-        start("c3", "c", "c-s", "2024-08-10T00:00:00Z", 4000),  # back, above its old MRR
-        start("d1", "d", "d-s", "2023-06-10T00:00:00Z", 500),
-        cancel("d2", "d", "d-s", "2024-02-10T00:00:00Z"),  # gone
-        start("e1", "e", "e-s", "2024-03-10T00:00:00Z", 9999),  # joined within the 12 months
-        start("f1", "f", "f-s", "2024-01-01T00:00:00Z", 7777),  # joined exactly at e - 12m
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a1", "a", "a-s", "2023-06-10T00:00:00Z", 1000),
+            change("a2", "a", "a-s", "2024-05-10T00:00:00Z", 2500),  # expansion
+            start("b1", "b", "b-s", "2023-06-10T00:00:00Z", 2000),
+            change("b2", "b", "b-s", "2024-03-10T00:00:00Z", 1000),  # contraction
+            start("c1", "c", "c-s", "2023-06-10T00:00:00Z", 3000),
+            cancel("c2", "c", "c-s", "2024-04-10T00:00:00Z"),
+            start("c3", "c", "c-s", "2024-08-10T00:00:00Z", 4000),  # back, above its old MRR
+            start("d1", "d", "d-s", "2023-06-10T00:00:00Z", 500),
+            cancel("d2", "d", "d-s", "2024-02-10T00:00:00Z"),  # gone
+            start("e1", "e", "e-s", "2024-03-10T00:00:00Z", 9999),  # joined within the 12 months
+            start("f1", "f", "f-s", "2024-01-01T00:00:00Z", 7777),  # joined exactly at e - 12m
+        ],
+    )
     rows = by_period(metrics(engine, "2024-01", "2024-12"))
     # Period 2024-12: customers paying at 2024-01-01 were a 1000, b 2000, c 3000, d 500 (6500).
     # Now: a 2500, b 1000, c 4000, d 0 = 7500; capped: 1000, 1000, 3000, 0 = 5000.
@@ -365,10 +484,13 @@ def test_nrr_12m_and_grr_12m(engine: Engine) -> None:
 
 
 def test_grr_12m_never_exceeds_one_while_nrr_12m_does(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a1", "a", "a-s", "2022-12-10T00:00:00Z", 1000),
-        change("a2", "a", "a-s", "2023-09-10T00:00:00Z", 3000),
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a1", "a", "a-s", "2022-12-10T00:00:00Z", 1000),
+            change("a2", "a", "a-s", "2023-09-10T00:00:00Z", 3000),
+        ],
+    )
     [dec] = metrics(engine, "2023-12", "2023-12")
     assert dec["nrr_12m"] == D("3")
     assert dec["grr_12m"] == D("1")
@@ -383,15 +505,27 @@ def cac_company(engine: Engine, extra_spend: list[dict[str, Any]] | None = None)
     ingest(
         engine,
         customers=[
-            customer("n070", acquisition_source="google_ads", acquisition_campaign="winter",
-                     segment="SMB"),
-            customer("n071", acquisition_source="instagram", acquisition_campaign="reels",
-                     segment="Enterprise"),
+            customer(
+                "n070",
+                acquisition_source="google_ads",
+                acquisition_campaign="winter",
+                segment="SMB",
+            ),
+            customer(
+                "n071",
+                acquisition_source="instagram",
+                acquisition_campaign="reels",
+                segment="Enterprise",
+            ),
             customer("b19", acquisition_source="referral", segment="SMB"),
         ],
         events=steady_churn_events(target_new=2),
-        fx_rates=[fx("2024-06-20", "EUR", "0.8"), fx("2024-07-02", "EUR", "0.9"),
-                  fx("2024-06-01", "JPY", "0.005"), fx("2024-07-05", "JPY", "0.006")],
+        fx_rates=[
+            fx("2024-06-20", "EUR", "0.8"),
+            fx("2024-07-02", "EUR", "0.9"),
+            fx("2024-06-01", "JPY", "0.005"),
+            fx("2024-07-05", "JPY", "0.006"),
+        ],
         marketing_spend=[
             spend("2024-06", "google_ads", 5000, campaign="winter"),
             spend("2024-07", "google_ads", 30000, campaign="winter"),
@@ -474,8 +608,9 @@ def test_spend_on_a_source_that_won_no_customers_still_counts_under_by_source(
 
 
 def test_quarterly_cac_converts_every_month_at_the_quarters_first_day(engine: Engine) -> None:
-    cac_company(engine, extra_spend=[spend("2024-08", "instagram", 1000, currency="EUR",
-                                           campaign="reels")])
+    cac_company(
+        engine, extra_spend=[spend("2024-08", "instagram", 1000, currency="EUR", campaign="reels")]
+    )
     [q2, q3] = metrics(engine, "2024-Q2", "2024-Q3", interval="quarter")
     # Q2: June's 5000 on the April, May and June joiners (one each).
     assert (q2["marketing_spend"], q2["new_customers"], q2["cac"]) == (5000, 3, 1667)

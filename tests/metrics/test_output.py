@@ -17,16 +17,38 @@ from execmetrics.cli import app
 from execmetrics.store.database import open_database
 
 MONEY_FIELDS = (
-    "mrr_start", "mrr_end", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",
-    "churned_mrr", "net_new_mrr", "arr", "arpa", "ltv", "cac",
+    "mrr_start",
+    "mrr_end",
+    "new_mrr",
+    "expansion_mrr",
+    "reactivation_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "net_new_mrr",
+    "arr",
+    "arpa",
+    "ltv",
+    "cac",
 )
 COUNT_FIELDS = (
-    "customers_start", "customers_end", "new_customers", "reactivated_customers",
+    "customers_start",
+    "customers_end",
+    "new_customers",
+    "reactivated_customers",
     "churned_customers",
 )
 RATE_FIELDS = (
-    "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr",
-    "nrr_12m", "grr_12m", "quick_ratio", "mrr_growth", "mrr_growth_yoy", "ltv_to_cac",
+    "customer_churn_rate",
+    "gross_mrr_churn_rate",
+    "net_mrr_churn_rate",
+    "grr",
+    "nrr",
+    "nrr_12m",
+    "grr_12m",
+    "quick_ratio",
+    "mrr_growth",
+    "mrr_growth_yoy",
+    "ltv_to_cac",
     "cac_payback_months",
 )
 SPEC_FIELDS = {"period", "group", *MONEY_FIELDS, *COUNT_FIELDS, *RATE_FIELDS}
@@ -46,8 +68,9 @@ def run(*args: str) -> Any:
 
 
 def metrics_json(url: str, *extra: str) -> dict[str, Any]:
-    result = run("metrics", "--from", "2024-01", "--to", "2024-04", "--format", "json",
-                 "--db", url, *extra)
+    result = run(
+        "metrics", "--from", "2024-01", "--to", "2024-04", "--format", "json", "--db", url, *extra
+    )
     assert result.exit_code == 0, result.output
     document: dict[str, Any] = json.loads(result.stdout)
     return document
@@ -57,7 +80,9 @@ def test_metrics_json_shape_and_types(database: str) -> None:
     document = metrics_json(database)
     assert set(document) == {"currency", "timezone", "interval", "rows"}
     assert (document["currency"], document["timezone"], document["interval"]) == (
-        "GBP", "UTC", "month"
+        "GBP",
+        "UTC",
+        "month",
     )
     rows = document["rows"]
     assert [row["period"] for row in rows] == ["2024-01", "2024-02", "2024-03", "2024-04"]
@@ -69,8 +94,12 @@ def test_metrics_json_shape_and_types(database: str) -> None:
         for name in RATE_FIELDS:
             assert row[name] is None or type(row[name]) in (int, float), name
     jan = rows[0]
-    assert (jan["mrr_start"], jan["mrr_end"], jan["arr"], jan["arpa"]) == (13000, 30500, 366000,
-                                                                          10167)
+    assert (jan["mrr_start"], jan["mrr_end"], jan["arr"], jan["arpa"]) == (
+        13000,
+        30500,
+        366000,
+        10167,
+    )
     assert jan["customer_churn_rate"] == 0.5
     assert jan["net_mrr_churn_rate"] == -0.307692
     assert jan["nrr"] == 1.307692
@@ -88,8 +117,19 @@ def test_metrics_json_with_a_breakdown_names_the_groups(database: str) -> None:
 
 
 def test_metrics_json_by_week(database: str) -> None:
-    result = run("metrics", "--from", "2024-W01", "--to", "2024-W03", "--interval", "week",
-                 "--format", "json", "--db", database)
+    result = run(
+        "metrics",
+        "--from",
+        "2024-W01",
+        "--to",
+        "2024-W03",
+        "--interval",
+        "week",
+        "--format",
+        "json",
+        "--db",
+        database,
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["interval"] == "week"
@@ -98,8 +138,9 @@ def test_metrics_json_by_week(database: str) -> None:
 
 def test_metrics_csv_has_the_same_rows_as_json(database: str) -> None:
     rows = metrics_json(database)["rows"]
-    result = run("metrics", "--from", "2024-01", "--to", "2024-04", "--format", "csv",
-                 "--db", database)
+    result = run(
+        "metrics", "--from", "2024-01", "--to", "2024-04", "--format", "csv", "--db", database
+    )
     assert result.exit_code == 0, result.output
     records = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(records) == len(rows)
@@ -136,8 +177,7 @@ def test_metrics_table_shows_the_periods(database: str) -> None:
 def test_metrics_cli_errors_name_the_parameter(
     database: str, options: list[str], parameter: str
 ) -> None:
-    args = ["metrics", "--format", "json", "--db", database, "--from", "2024-01", "--to",
-            "2024-02"]
+    args = ["metrics", "--format", "json", "--db", database, "--from", "2024-01", "--to", "2024-02"]
     result = run(*args, *options)
     assert result.exit_code == 2
     assert result.stdout == ""

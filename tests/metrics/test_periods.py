@@ -45,8 +45,20 @@ def test_parse_label(text: str, expected: date) -> None:
     assert parse_label(text, "from") == expected
 
 
-@pytest.mark.parametrize("text", ["2024-13", "2024-00", "2024-W54", "2021-W53", "2024-Q5",
-                                  "Jan 2024", "2024-1", "", "2024-02-30"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-13",
+        "2024-00",
+        "2024-W54",
+        "2021-W53",
+        "2024-Q5",
+        "Jan 2024",
+        "2024-1",
+        "",
+        "2024-02-30",
+    ],
+)
 def test_parse_label_errors_name_the_parameter(text: str) -> None:
     with pytest.raises(PeriodError) as raised:
         parse_label(text, "to")
@@ -130,20 +142,23 @@ def test_dst_weeks_in_london_are_167_and_169_hours() -> None:
 
 
 def test_far_zones_shift_the_boundaries() -> None:
-    [tokyo] = periods_between(date(2024, 1, 1), date(2024, 1, 1), "month",
-                              time_zone("Asia/Tokyo"))
+    [tokyo] = periods_between(date(2024, 1, 1), date(2024, 1, 1), "month", time_zone("Asia/Tokyo"))
     assert tokyo.start_us == utc_us("2023-12-31T15:00:00")
-    [la] = periods_between(date(2024, 7, 1), date(2024, 7, 1), "month",
-                           time_zone("America/Los_Angeles"))
+    [la] = periods_between(
+        date(2024, 7, 1), date(2024, 7, 1), "month", time_zone("America/Los_Angeles")
+    )
     assert la.start_us == utc_us("2024-07-01T07:00:00")  # PDT
 
 
 def test_an_event_late_on_31_march_utc_is_april_in_london(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a", "a", "a-s", "2024-03-31T23:30:00Z", 10000),
-        start("b", "b", "b-s", "2024-03-31T23:00:00Z", 2000),  # exactly midnight BST
-        start("c", "c", "c-s", "2024-03-31T22:59:59Z", 300),  # the last second of March
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a", "a", "a-s", "2024-03-31T23:30:00Z", 10000),
+            start("b", "b", "b-s", "2024-03-31T23:00:00Z", 2000),  # exactly midnight BST
+            start("c", "c", "c-s", "2024-03-31T22:59:59Z", 300),  # the last second of March
+        ],
+    )
     london = {r["period"]: r for r in metrics(engine, "2024-03", "2024-04", tz="Europe/London")}
     assert london["2024-03"]["new_mrr"] == 300
     assert london["2024-03"]["mrr_end"] == 300
@@ -157,10 +172,13 @@ def test_an_event_late_on_31_march_utc_is_april_in_london(engine: Engine) -> Non
 
 
 def test_weekly_metrics_in_london_across_the_spring_change(engine: Engine) -> None:
-    ingest(engine, events=[
-        start("a", "a", "a-s", "2024-03-31T23:30:00Z", 10000),  # Monday 1 April 00:30 BST
-        start("b", "b", "b-s", "2024-03-25T00:00:00Z", 500),  # Monday 25 March 00:00 GMT
-    ])
+    ingest(
+        engine,
+        events=[
+            start("a", "a", "a-s", "2024-03-31T23:30:00Z", 10000),  # Monday 1 April 00:30 BST
+            start("b", "b", "b-s", "2024-03-25T00:00:00Z", 500),  # Monday 25 March 00:00 GMT
+        ],
+    )
     rows = metrics(engine, "2024-W13", "2024-W14", interval="week", tz="Europe/London")
     assert [(r["period"], r["new_mrr"], r["mrr_end"]) for r in rows] == [
         ("2024-W13", 500, 500),
@@ -173,13 +191,19 @@ def test_weekly_metrics_in_london_across_the_spring_change(engine: Engine) -> No
 def test_interval_labels_in_metrics_rows(engine: Engine) -> None:
     ingest(engine, events=[start("a", "a", "a-s", "2024-01-10T00:00:00Z", 1000)])
     assert [r["period"] for r in metrics(engine, "2024-W01", "2024-W03", interval="week")] == [
-        "2024-W01", "2024-W02", "2024-W03"
+        "2024-W01",
+        "2024-W02",
+        "2024-W03",
     ]
     assert [r["period"] for r in metrics(engine, "2024-01", "2024-12", interval="quarter")] == [
-        "2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"
+        "2024-Q1",
+        "2024-Q2",
+        "2024-Q3",
+        "2024-Q4",
     ]
     assert [r["period"] for r in metrics(engine, "2023", "2024", interval="year")] == [
-        "2023", "2024"
+        "2023",
+        "2024",
     ]
     weeks = metrics(engine, "2024-W01", "2024-W03", interval="week")
     assert [r["new_mrr"] for r in weeks] == [0, 1000, 0]

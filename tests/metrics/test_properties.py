@@ -49,8 +49,7 @@ def companies(draw: st.DrawFn) -> tuple[list[Row], list[Row]]:
                         # A trial that ends before the subscription's next event.
                         limit = steps[1] if len(steps) > 1 else 230
                         trial = instant(draw(st.integers(step, limit - 1)))
-                    events.append(start(eid, cid, sid, instant(step), amount,
-                                        trial_ends_at=trial))
+                    events.append(start(eid, cid, sid, instant(step), amount, trial_ends_at=trial))
                     active = True
                 elif draw(st.booleans()):
                     events.append(change(eid, cid, sid, instant(step), amount))
@@ -83,8 +82,9 @@ def clear(engine: Engine) -> None:
             connection.execute(table.delete())
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(company=companies(), tz=st.sampled_from(["UTC", "Europe/London"]))
 def test_random_streams_keep_the_identities_and_match_a_direct_model(
     sqlite_engine: Engine, company: tuple[list[Row], list[Row]], tz: str
@@ -97,12 +97,21 @@ def test_random_streams_keep_the_identities_and_match_a_direct_model(
     assert [row["period"] for row in rows] == [p.label for p in periods]
     assert rows[0]["mrr_start"] == 0
     for row, period in zip(rows, periods, strict=True):
-        assert row["net_new_mrr"] == (
-            row["new_mrr"] + row["expansion_mrr"] + row["reactivation_mrr"]
-            - row["contraction_mrr"] - row["churned_mrr"]
-        ) == row["mrr_end"] - row["mrr_start"]
+        assert (
+            row["net_new_mrr"]
+            == (
+                row["new_mrr"]
+                + row["expansion_mrr"]
+                + row["reactivation_mrr"]
+                - row["contraction_mrr"]
+                - row["churned_mrr"]
+            )
+            == row["mrr_end"] - row["mrr_start"]
+        )
         assert row["customers_end"] == (
-            row["customers_start"] + row["new_customers"] + row["reactivated_customers"]
+            row["customers_start"]
+            + row["new_customers"]
+            + row["reactivated_customers"]
             - row["churned_customers"]
         )
         model = model_mrr(events, period.end_us)
@@ -114,12 +123,18 @@ def test_random_streams_keep_the_identities_and_match_a_direct_model(
         assert row["mrr_start"] == previous["mrr_end"]
     # Every customer who ever paid before the range's end is `new` exactly once.
     end = periods[-1].end_us
-    moments = {parse_timestamp(str(r[k])) for r in events for k in ("occurred_at", "trial_ends_at")
-               if r.get(k) is not None}
+    moments = {
+        parse_timestamp(str(r[k]))
+        for r in events
+        for k in ("occurred_at", "trial_ends_at")
+        if r.get(k) is not None
+    }
     ever_paid = {
         cid
-        for moment in moments if moment < end
-        for cid, mrr in model_mrr(events, moment + 1).items() if mrr > 0
+        for moment in moments
+        if moment < end
+        for cid, mrr in model_mrr(events, moment + 1).items()
+        if mrr > 0
     }
     assert sum(row["new_customers"] for row in rows) == len(ever_paid)
     # Segment groups sum to the total in every period and field.

@@ -16,10 +16,17 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
-        return f"{where}: {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
+        return (
+            f"{where}: {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
+        )
 
     def as_dict(self) -> dict[str, str | int | None]:
-        return {"file": self.source, "line": self.line, "column": self.column, "reason": self.reason}
+        return {
+            "file": self.source,
+            "line": self.line,
+            "column": self.column,
+            "reason": self.reason,
+        }
 
 
 class RowError(ValueError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,9 +37,10 @@ def kind_of(path: Path) -> str | None:
 
 
 def _open_text(path: Path) -> IO[str]:
-    raw: IO[bytes] = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
     # utf-8-sig: spreadsheets often start "CSV UTF-8" files with a byte order mark.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="strict", newline="")
+    return path.open("r", encoding="utf-8-sig", errors="strict", newline="")
 
 
 def _scalar(value: object, column: str) -> str | None:
@@ -103,7 +103,7 @@ def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | R
         if len(values) > width:
             yield line, RowError(None, "more fields than the header has columns")
             continue
-        row = dict(zip(header, values, strict=False))
+        row: Row = dict(zip(header, values, strict=False))
         nul = _nul_column(row)
         yield line, (row if nul is None else RowError(nul, "contains a NUL character"))
     if records == 0:

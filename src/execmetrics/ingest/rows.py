@@ -145,10 +145,12 @@ def parse_customer(row: Row) -> dict[str, Any]:
         "country": _country(row),
         "segment": segment,
         "employees": employees,
-        "acquisition_source": _identifier(_text(row, "acquisition_source"),
-                                          "acquisition_source", required=False),
-        "acquisition_campaign": _identifier(_text(row, "acquisition_campaign"),
-                                            "acquisition_campaign", required=False),
+        "acquisition_source": _identifier(
+            _text(row, "acquisition_source"), "acquisition_source", required=False
+        ),
+        "acquisition_campaign": _identifier(
+            _text(row, "acquisition_campaign"), "acquisition_campaign", required=False
+        ),
         "attributes": attributes,
     }
     return record
@@ -170,8 +172,10 @@ def _instant(value: str | None, column: str) -> int:
 def _minor_units(value: str | None, column: str) -> int:
     if value is None:
         raise RowError(column, "required but empty")
-    amount = int(value) if value.isascii() and value.isdigit() else int(
-        _guard(column, parse_minor_units, value)
+    amount = (
+        int(value)
+        if value.isascii() and value.isdigit()
+        else int(_guard(column, parse_minor_units, value))
     )
     if amount > MAX_AMOUNT_MINOR:
         raise RowError(column, f"must be at most {MAX_AMOUNT_MINOR}, got {amount}")
@@ -201,8 +205,10 @@ def parse_subscription_event(row: Row) -> dict[str, Any]:
     text = _strip(row)
     kind = text.get("type")
     if kind not in EVENT_TYPES:
-        reason = "required but empty" if kind is None else (
-            f"expected start, change or cancel, got {kind!r}"
+        reason = (
+            "required but empty"
+            if kind is None
+            else (f"expected start, change or cancel, got {kind!r}")
         )
         raise RowError("type", reason)
     record: dict[str, Any] = {
@@ -224,8 +230,12 @@ def parse_subscription_event(row: Row) -> dict[str, Any]:
         return record
     interval = text.get("interval")
     if interval not in INTERVALS:
-        raise RowError("interval", "required but empty" if interval is None else
-                       f"expected day, week, month or year, got {interval!r}")
+        raise RowError(
+            "interval",
+            "required but empty"
+            if interval is None
+            else f"expected day, week, month or year, got {interval!r}",
+        )
     currency = text.get("currency")
     if currency is None:
         raise RowError("currency", "required but empty")

@@ -38,13 +38,32 @@ CONFLICT_COLUMNS = {
     "marketing_spend": "amount_minor",
 }
 CUSTOMER_FIELDS = (
-    "customer_id", "name", "created_at", "country", "segment", "employees",
-    "acquisition_source", "acquisition_campaign", "attributes",
+    "customer_id",
+    "name",
+    "created_at",
+    "country",
+    "segment",
+    "employees",
+    "acquisition_source",
+    "acquisition_campaign",
+    "attributes",
 )
 STORED_EVENT_COLUMNS = (
-    "event_id", "customer_key", "subscription_id", "occurred_at", "type", "plan_id", "tier",
-    "amount_minor", "quantity", "currency", "interval", "interval_count", "trial_ends_at",
-    "ingestion_id", "source",
+    "event_id",
+    "customer_key",
+    "subscription_id",
+    "occurred_at",
+    "type",
+    "plan_id",
+    "tier",
+    "amount_minor",
+    "quantity",
+    "currency",
+    "interval",
+    "interval_count",
+    "trial_ends_at",
+    "ingestion_id",
+    "source",
 )
 
 
@@ -92,17 +111,31 @@ def input_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
         for candidate in candidates:
             if not candidate.name.removesuffix(".gz").endswith(SUFFIXES):
                 if not path.is_dir():
-                    problems.append(Problem(str(candidate), None, None,
-                                            "expected a .csv, .jsonl or .ndjson file (.gz allowed)"))
+                    problems.append(
+                        Problem(
+                            str(candidate),
+                            None,
+                            None,
+                            "expected a .csv, .jsonl or .ndjson file (.gz allowed)",
+                        )
+                    )
                 continue
             kind = kind_of(candidate)
             if kind is None:
-                problems.append(Problem(str(candidate), None, None,
-                                        f"unknown data set; name the file after one of {', '.join(KINDS)}"))
+                problems.append(
+                    Problem(
+                        str(candidate),
+                        None,
+                        None,
+                        f"unknown data set; name the file after one of {', '.join(KINDS)}",
+                    )
+                )
                 continue
             found.append((kind, candidate))
     if not found and not problems:
-        problems.append(Problem(", ".join(str(p) for p in paths), None, None, "no input files found"))
+        problems.append(
+            Problem(", ".join(str(p) for p in paths), None, None, "no input files found")
+        )
     if problems:
         raise IngestError(problems)
     return sorted(found, key=lambda item: KINDS.index(item[0]))
@@ -163,8 +196,9 @@ def to_micros_now() -> int:
 
 def _start_ingestion(connection: Connection, actor: str, sources: list[str]) -> int:
     result = connection.execute(
-        ingestions.insert().values(started_at=to_micros_now(), actor=actor, sources=sources,
-                                   counts={})
+        ingestions.insert().values(
+            started_at=to_micros_now(), actor=actor, sources=sources, counts={}
+        )
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -198,7 +232,9 @@ def _ingest_rows(
         if isinstance(row, RowError):
             problems.add(Problem(name, line, row.column, row.reason))
             continue
-        if not header_checked and not name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+        if not header_checked and not name.endswith(
+            (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+        ):
             missing = [column for column in required if column not in row]
             for column in missing:
                 problems.add(Problem(name, 1, column, "required column missing from the header"))
@@ -255,17 +291,29 @@ class _Store:
             if key in seen:
                 first_line, first = seen[key]
                 if first != record:
-                    self.problems.add(Problem(batch.source, line, CONFLICT_COLUMNS[batch.kind],
-                                              f"{_describe(batch.kind, key)} repeats line "
-                                              f"{first_line} with different content"))
+                    self.problems.add(
+                        Problem(
+                            batch.source,
+                            line,
+                            CONFLICT_COLUMNS[batch.kind],
+                            f"{_describe(batch.kind, key)} repeats line "
+                            f"{first_line} with different content",
+                        )
+                    )
                 continue
             seen[key] = (line, record)
         return list(seen.values())
 
     def _conflict(self, source: str, line: int, kind: str, key: Any, stored_at: str) -> None:
-        self.problems.add(Problem(source, line, CONFLICT_COLUMNS[kind],
-                                  f"{_describe(kind, key)} was already ingested with different "
-                                  f"content (from {stored_at})"))
+        self.problems.add(
+            Problem(
+                source,
+                line,
+                CONFLICT_COLUMNS[kind],
+                f"{_describe(kind, key)} was already ingested with different "
+                f"content (from {stored_at})",
+            )
+        )
 
     def _write_customers(
         self, source: str, rows: list[tuple[int, dict[str, Any]]], counts: KindCounts
@@ -275,16 +323,18 @@ class _Store:
         stored = {
             row.customer_id: row
             for row in self.connection.execute(
-                select(*(c[name] for name in CUSTOMER_FIELDS), c.source)
-                .where(c.customer_id.in_(ids))
+                select(*(c[name] for name in CUSTOMER_FIELDS), c.source).where(
+                    c.customer_id.in_(ids)
+                )
             )
         }
         new = []
         for line, record in rows:
             existing = stored.get(record["customer_id"])
             if existing is None:
-                new.append({**record, "ingestion_id": self.ingestion_id,
-                            "source": f"{source}:{line}"})
+                new.append(
+                    {**record, "ingestion_id": self.ingestion_id, "source": f"{source}:{line}"}
+                )
             elif all(existing._mapping[name] == record[name] for name in CUSTOMER_FIELDS):
                 counts.unchanged += 1
             else:
@@ -302,13 +352,19 @@ class _Store:
                 select(customers.c.customer_id, customers.c.id).where(
                     customers.c.customer_id.in_({record["customer_id"] for _, record in rows})
                 )
-            ).tuples().all()
+            )
+            .tuples()
+            .all()
         )
         stored = {
             row.event_id: row
             for row in self.connection.execute(
-                select(e.event_id, customers.c.customer_id,
-                       *(e[name] for name in EVENT_COLUMNS[2:]), e.source)
+                select(
+                    e.event_id,
+                    customers.c.customer_id,
+                    *(e[name] for name in EVENT_COLUMNS[2:]),
+                    e.source,
+                )
                 .join_from(subscription_events, customers, customers.c.id == e.customer_key)
                 .where(e.event_id.in_([record["event_id"] for _, record in rows]))
             )
@@ -320,16 +376,21 @@ class _Store:
                 if all(existing._mapping[name] == record[name] for name in EVENT_COLUMNS):
                     counts.unchanged += 1
                 else:
-                    self._conflict(source, line, "subscription_events", record["event_id"],
-                                   existing.source)
+                    self._conflict(
+                        source, line, "subscription_events", record["event_id"], existing.source
+                    )
                 continue
             customer_key = customer_keys.get(record["customer_id"])
             if customer_key is None:
-                self.problems.add(Problem(source, line, "customer_id",
-                                          f"unknown customer {record['customer_id']!r}"))
+                self.problems.add(
+                    Problem(
+                        source, line, "customer_id", f"unknown customer {record['customer_id']!r}"
+                    )
+                )
                 continue
-            record.update(customer_key=customer_key, ingestion_id=self.ingestion_id,
-                          source=f"{source}:{line}")
+            record.update(
+                customer_key=customer_key, ingestion_id=self.ingestion_id, source=f"{source}:{line}"
+            )
             new.append(tuple(record[column] for column in STORED_EVENT_COLUMNS))
             self.event_customers.add(customer_key)
         bulk_insert(self.connection, subscription_events, STORED_EVENT_COLUMNS, new)
@@ -343,7 +404,9 @@ class _Store:
         stored = {
             (row.currency, row.date): (row.rate, row.source)
             for row in self.connection.execute(
-                select(f.currency, f.date, f.rate, f.source).where(tuple_(f.currency, f.date).in_(keys))
+                select(f.currency, f.date, f.rate, f.source).where(
+                    tuple_(f.currency, f.date).in_(keys)
+                )
             )
         }
         new = []
@@ -351,8 +414,9 @@ class _Store:
             key = (record["currency"], record["date"])
             existing = stored.get(key)
             if existing is None:
-                new.append({**record, "ingestion_id": self.ingestion_id,
-                            "source": f"{source}:{line}"})
+                new.append(
+                    {**record, "ingestion_id": self.ingestion_id, "source": f"{source}:{line}"}
+                )
                 self.new_fx[record["currency"]].add(record["date"])
             elif parse_rate(existing[0]) == parse_rate(record["rate"]):
                 counts.unchanged += 1
@@ -370,8 +434,9 @@ class _Store:
         stored = {
             (row.month, row.source, row.campaign): (row.amount_minor, row.currency, row.source_ref)
             for row in self.connection.execute(
-                select(m.month, m.source, m.campaign, m.amount_minor, m.currency, m.source_ref)
-                .where(tuple_(m.month, m.source, m.campaign).in_(keys))
+                select(
+                    m.month, m.source, m.campaign, m.amount_minor, m.currency, m.source_ref
+                ).where(tuple_(m.month, m.source, m.campaign).in_(keys))
             )
         }
         new = []
@@ -379,8 +444,9 @@ class _Store:
             key = (record["month"], record["source"], record["campaign"])
             existing = stored.get(key)
             if existing is None:
-                new.append({**record, "ingestion_id": self.ingestion_id,
-                            "source_ref": f"{source}:{line}"})
+                new.append(
+                    {**record, "ingestion_id": self.ingestion_id, "source_ref": f"{source}:{line}"}
+                )
                 self.spend_rows.append((f"{source}:{line}", record))
             elif existing[:2] == (record["amount_minor"], record["currency"]):
                 counts.unchanged += 1
@@ -394,9 +460,13 @@ class _Store:
         for where, record in self.spend_rows:
             first_day = date.fromisoformat(f"{record['month']}-01")
             if record["currency"] != currency and fx.rate_on(record["currency"], first_day) is None:
-                self.problems.add(problem_at(where, "currency",
-                                             f"no {record['currency']} fx rate on or before "
-                                             f"{first_day}"))
+                self.problems.add(
+                    problem_at(
+                        where,
+                        "currency",
+                        f"no {record['currency']} fx rate on or before {first_day}",
+                    )
+                )
 
     def affected_customers(self) -> list[int]:
         """Customers with new events, and those whose events' fx rate a new rate replaces."""
@@ -413,8 +483,9 @@ class _Store:
                 if end is not None:
                     condition = and_(condition, e.occurred_at < date_to_micros(end))
                 affected.update(
-                    self.connection.execute(select(e.customer_key).where(condition).distinct())
-                    .scalars()
+                    self.connection.execute(
+                        select(e.customer_key).where(condition).distinct()
+                    ).scalars()
                 )
         return sorted(affected)
 
@@ -444,5 +515,11 @@ def _describe(kind: str, key: Any) -> str:
     return f"{labels[kind]} {key!r}"
 
 
-__all__ = ["IngestError", "IngestProgress", "IngestResult", "ingest_files", "ingest_sources",
-           "to_micros"]
+__all__ = [
+    "IngestError",
+    "IngestProgress",
+    "IngestResult",
+    "ingest_files",
+    "ingest_sources",
+    "to_micros",
+]

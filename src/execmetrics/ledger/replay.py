@@ -119,12 +119,14 @@ def _subscription_points(events: list[PricedEvent]) -> list[_Point]:
     trial_ends_at: int | None = None
     for event in events:
         if event.type == "start" and active:
-            raise SequenceError(event, f"start for subscription {event.subscription_id!r}, "
-                                       "which is already active")
+            raise SequenceError(
+                event, f"start for subscription {event.subscription_id!r}, which is already active"
+            )
         if event.type != "start" and not active:
             state = "was cancelled" if started else "was never started"
-            raise SequenceError(event, f"{event.type} for subscription "
-                                       f"{event.subscription_id!r}, which {state}")
+            raise SequenceError(
+                event, f"{event.type} for subscription {event.subscription_id!r}, which {state}"
+            )
         # A later event supersedes what an earlier one scheduled from its instant on,
         # including a trial end that has not been reached yet.
         while points and points[-1].at >= event.occurred_at:
@@ -149,9 +151,7 @@ def _spans(subscription_id: str, points: list[_Point]) -> list[Span]:
     for index, point in enumerate(points):
         if point.mrr > 0 and point.plan_id is not None:
             end = points[index + 1].at if index + 1 < len(points) else None
-            spans.append(
-                Span(subscription_id, point.plan_id, point.tier, point.at, end, point.mrr)
-            )
+            spans.append(Span(subscription_id, point.plan_id, point.tier, point.at, end, point.mrr))
     return spans
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -27,10 +28,22 @@ ONE = Fraction(1)
 # Keeps every sum of MRR far inside a 64-bit integer column.
 MAX_SUBSCRIPTION_MRR = 10**15
 MOVEMENT_COLUMNS = (
-    "customer_key", "occurred_at", "type", "mrr_before", "mrr_after", "paying_since", "next_at"
+    "customer_key",
+    "occurred_at",
+    "type",
+    "mrr_before",
+    "mrr_after",
+    "paying_since",
+    "next_at",
 )
 SPAN_COLUMNS = (
-    "customer_key", "subscription_id", "plan_id", "tier", "valid_from", "valid_to", "mrr"
+    "customer_key",
+    "subscription_id",
+    "plan_id",
+    "tier",
+    "valid_from",
+    "valid_to",
+    "mrr",
 )
 
 
@@ -55,41 +68,47 @@ def _chunks(keys: Sequence[int]) -> Iterator[Sequence[int]]:
 
 
 def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog) -> PricedEvent:
+    (
+        event_id,
+        subscription_id,
+        occurred_at,
+        kind,
+        plan_id,
+        tier,
+        amount_minor,
+        quantity,
+        currency,
+        interval,
+        interval_count,
+        trial_ends_at,
+        source,
+    ) = row
     mrr = 0
-    if row.type != "cancel":
-        rate = fx.rate_on(row.currency, utc_date(row.occurred_at))
-        if row.currency == reporting_currency or rate is not None:
+    if kind != "cancel":
+        rate = ONE if currency == reporting_currency else fx.rate_at(currency, occurred_at)
+        if rate is None:
+            problems.add(
+                problem_at(
+                    source,
+                    "currency",
+                    f"no {currency} fx rate on or before {utc_date(occurred_at)} "
+                    f"(event {event_id})",
+                )
+            )
+        else:
             mrr = subscription_mrr(
-                row.amount_minor,
-                row.quantity,
-                row.interval,
-                row.interval_count,
-                row.currency,
-                reporting_currency,
-                rate if rate is not None else ONE,
+                amount_minor, quantity, interval, interval_count, currency, reporting_currency, rate
             )
             if mrr > MAX_SUBSCRIPTION_MRR:
-                problems.add(problem_at(
-                    row.source, "amount_minor",
-                    f"MRR of {mrr} exceeds the largest supported ({MAX_SUBSCRIPTION_MRR})",
-                ))
-        else:
-            problems.add(problem_at(
-                row.source,
-                "currency",
-                f"no {row.currency} fx rate on or before {utc_date(row.occurred_at)} "
-                f"(event {row.event_id})",
-            ))
+                problems.add(
+                    problem_at(
+                        source,
+                        "amount_minor",
+                        f"MRR of {mrr} exceeds the largest supported ({MAX_SUBSCRIPTION_MRR})",
+                    )
+                )
     return PricedEvent(
-        row.event_id,
-        row.subscription_id,
-        row.occurred_at,
-        row.type,
-        row.plan_id,
-        row.tier,
-        mrr,
-        row.trial_ends_at,
-        row.source,
+        event_id, subscription_id, occurred_at, kind, plan_id, tier, mrr, trial_ends_at, source
     )
 
 
@@ -110,18 +129,29 @@ def rebuild_ledger(
     for chunk in _chunks(sorted(customer_keys)):
         rows = connection.execute(
             select(
-                e.customer_key, e.event_id, e.subscription_id, e.occurred_at, e.type, e.plan_id,
-                e.tier, e.amount_minor, e.quantity, e.currency, e.interval, e.interval_count,
-                e.trial_ends_at, e.source,
+                e.customer_key,
+                e.event_id,
+                e.subscription_id,
+                e.occurred_at,
+                e.type,
+                e.plan_id,
+                e.tier,
+                e.amount_minor,
+                e.quantity,
+                e.currency,
+                e.interval,
+                e.interval_count,
+                e.trial_ends_at,
+                e.source,
             )
             .where(e.customer_key.in_(chunk))
             .order_by(e.customer_key)
-        )
+        ).tuples()
         movement_rows: list[tuple[Any, ...]] = []
         span_rows: list[tuple[Any, ...]] = []
         customer_rows: list[dict[str, Any]] = []
-        for customer_key, group in groupby(rows, key=lambda row: row.customer_key):
-            events = list(group)
+        for customer_key, group in groupby(rows, key=itemgetter(0)):
+            events = [row[1:] for row in group]
             priced = [_price(row, fx, reporting_currency, problems) for row in events]
             try:
                 movements, spans = replay_customer(priced)
@@ -129,21 +159,37 @@ def rebuild_ledger(
                 problems.add(problem_at(error.event.source, "type", error.reason))
                 continue
             first_start = min(
-                (row for row in events if row.type == "start"), key=lambda row: row.occurred_at
+                (row for row in priced if row.type == "start"), key=lambda row: row.occurred_at
             )
-            customer_rows.append({
-                "key": customer_key,
-                "billing_currency": first_start.currency,
-                "first_paid_at": movements[0].occurred_at if movements else None,
-            })
+            customer_rows.append(
+                {
+                    "key": customer_key,
+                    "billing_currency": events[priced.index(first_start)][8],
+                    "first_paid_at": movements[0].occurred_at if movements else None,
+                }
+            )
             movement_rows.extend(
-                (customer_key, m.occurred_at, m.type, m.mrr_before, m.mrr_after,
-                 m.paying_since, m.next_at)
+                (
+                    customer_key,
+                    m.occurred_at,
+                    m.type,
+                    m.mrr_before,
+                    m.mrr_after,
+                    m.paying_since,
+                    m.next_at,
+                )
                 for m in movements
             )
             span_rows.extend(
-                (customer_key, s.subscription_id, s.plan_id, s.tier, s.valid_from, s.valid_to,
-                 s.mrr)
+                (
+                    customer_key,
+                    s.subscription_id,
+                    s.plan_id,
+                    s.tier,
+                    s.valid_from,
+                    s.valid_to,
+                    s.mrr,
+                )
                 for s in spans
             )
         if problems.total:

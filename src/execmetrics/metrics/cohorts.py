@@ -15,7 +15,13 @@ from execmetrics.settings_store import reporting_currency
 from execmetrics.store.tables import customers, mrr_movements
 
 COHORT_FIELDS = (
-    "cohort", "offset", "customers", "retained", "logo_retention", "mrr", "new_mrr",
+    "cohort",
+    "offset",
+    "customers",
+    "retained",
+    "logo_retention",
+    "mrr",
+    "new_mrr",
     "revenue_retention",
 )
 
@@ -61,14 +67,16 @@ def compute_cohorts(
             delta, paying_change, _, _ = by_period.get(period_index, (0, 0, 0, 0))
             mrr += delta
             retained += paying_change
-            rows.append({
-                "cohort": cohort_period.label,
-                "offset": offset,
-                "customers": size,
-                "retained": retained,
-                "logo_retention": as_decimal(rate(retained, size)),
-                "mrr": mrr,
-                "new_mrr": new_mrr,
-                "revenue_retention": as_decimal(rate(mrr, new_mrr)),
-            })
+            rows.append(
+                {
+                    "cohort": cohort_period.label,
+                    "offset": offset,
+                    "customers": size,
+                    "retained": retained,
+                    "logo_retention": as_decimal(rate(retained, size)),
+                    "mrr": mrr,
+                    "new_mrr": new_mrr,
+                    "revenue_retention": as_decimal(rate(mrr, new_mrr)),
+                }
+            )
     return MetricsReport(reporting_currency(connection), tz, interval, rows)

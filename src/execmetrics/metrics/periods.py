@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,7 +83,7 @@ def label(start: date, interval: str) -> str:
     return str(start.year)
 
 
-_LABELS = [
+_LABELS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], date]]] = [
     (re.compile(r"(\d{4})-W(\d{2})"), lambda m: date.fromisocalendar(int(m[1]), int(m[2]), 1)),
     (re.compile(r"(\d{4})-Q([1-4])"), lambda m: date(int(m[1]), 3 * int(m[2]) - 2, 1)),
     (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), lambda m: date(int(m[1]), int(m[2]), int(m[3]))),
@@ -100,14 +101,20 @@ def parse_label(text: str, parameter: str) -> date:
                 return to_date(match)
             except ValueError:
                 break
-    raise PeriodError(parameter, f"expected a period such as 2024-01, 2024-W05, 2024-Q1 or 2024, "
-                                 f"got {text!r}")
+    raise PeriodError(
+        parameter, f"expected a period such as 2024-01, 2024-W05, 2024-Q1 or 2024, got {text!r}"
+    )
 
 
 def make_period(start: date, interval: str, zone: ZoneInfo) -> Period:
     end = next_start(start, interval)
-    return Period(label(start, interval), start, end, local_midnight_us(start, zone),
-                  local_midnight_us(end, zone))
+    return Period(
+        label(start, interval),
+        start,
+        end,
+        local_midnight_us(start, zone),
+        local_midnight_us(end, zone),
+    )
 
 
 def periods_between(first: date, last: date, interval: str, zone: ZoneInfo) -> list[Period]:

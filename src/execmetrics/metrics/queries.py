@@ -68,7 +68,8 @@ def customer_group(by: str | None) -> ColumnElement[Any] | None:
     if by in columns:
         return columns[by]
     if by.startswith("attr.") and len(by) > 5:
-        return c.attributes[by[5:]].as_string()
+        attribute: ColumnElement[Any] = c.attributes[by[5:]].as_string()
+        return attribute
     raise BreakdownError(
         f"by: expected one of {', '.join(CUSTOMER_BREAKDOWNS + SUBSCRIPTION_BREAKDOWNS)} "
         f"or attr.NAME, got {by!r}"
@@ -97,16 +98,12 @@ def opening_balances(
 ) -> dict[Any, tuple[int, int]]:
     """Per group: (MRR, paying customers) from every movement before `before`."""
     m = mrr_movements.c
-    paying = case(
-        (m.type.in_(("new", "reactivation")), 1), (m.type == "churn", -1), else_=0
+    paying = case((m.type.in_(("new", "reactivation")), 1), (m.type == "churn", -1), else_=0)
+    query = _grouped(select(func.sum(m.mrr_after - m.mrr_before), func.sum(paying)), group).where(
+        m.occurred_at < before
     )
-    query = _grouped(
-        select(func.sum(m.mrr_after - m.mrr_before), func.sum(paying)), group
-    ).where(m.occurred_at < before)
     query = query.group_by(query.selected_columns.grp)
-    return {
-        row.grp: (int(row[0] or 0), int(row[1] or 0)) for row in connection.execute(query)
-    }
+    return {row.grp: (int(row[0] or 0), int(row[1] or 0)) for row in connection.execute(query)}
 
 
 def period_flows(
@@ -129,9 +126,7 @@ def period_flows(
         ),
         group,
     ).where(m.occurred_at >= boundaries[0], m.occurred_at < boundaries[-1])
-    query = query.group_by(
-        query.selected_columns.period, m.type, query.selected_columns.grp
-    )
+    query = query.group_by(query.selected_columns.period, m.type, query.selected_columns.grp)
     flows: dict[tuple[int, Any], Flow] = defaultdict(Flow)
     for row in connection.execute(query):
         flow = flows[(row.period, row.grp)]
@@ -176,8 +171,11 @@ def retention_12m(
             func.sum(case((paying_then, then_mrr), else_=0)).label(f"t{index}"),
             func.sum(case((paying_then, now_mrr), else_=0)).label(f"n{index}"),
             func.sum(
-                case((and_(paying_then, now_mrr < then_mrr), now_mrr), (paying_then, then_mrr),
-                     else_=0)
+                case(
+                    (and_(paying_then, now_mrr < then_mrr), now_mrr),
+                    (paying_then, then_mrr),
+                    else_=0,
+                )
             ).label(f"c{index}"),
         ]
     query = select(inner.c.grp, *columns).group_by(inner.c.grp)
@@ -199,15 +197,20 @@ def subscription_balances(
     s = subscription_mrr_spans.c
     group = s.plan_id if by == "plan" else s.tier
     points = union_all(
-        *(select(literal(i, Integer).label("idx"), literal(t, BigInteger).label("at"))
-          for i, t in enumerate(instants))
+        *(
+            select(literal(i, Integer).label("idx"), literal(t, BigInteger).label("at"))
+            for i, t in enumerate(instants)
+        )
     ).subquery()
     query = (
-        select(points.c.idx, group.label("grp"), func.sum(s.mrr),
-               func.count(s.customer_key.distinct()))
+        select(
+            points.c.idx, group.label("grp"), func.sum(s.mrr), func.count(s.customer_key.distinct())
+        )
         .select_from(subscription_mrr_spans)
-        .join(points, and_(s.valid_from < points.c.at,
-                           or_(s.valid_to.is_(None), s.valid_to >= points.c.at)))
+        .join(
+            points,
+            and_(s.valid_from < points.c.at, or_(s.valid_to.is_(None), s.valid_to >= points.c.at)),
+        )
         .group_by(points.c.idx, group)
     )
     return {(row.idx, row.grp): (int(row[2]), int(row[3])) for row in connection.execute(query)}

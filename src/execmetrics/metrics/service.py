@@ -31,12 +31,38 @@ LTV_CHURN_PERIODS = 6
 RATE_PLACES = Decimal("0.000001")
 
 FIELDS = (
-    "period", "group", "mrr_start", "mrr_end", "new_mrr", "expansion_mrr", "reactivation_mrr",
-    "contraction_mrr", "churned_mrr", "net_new_mrr", "arr", "customers_start", "customers_end",
-    "new_customers", "reactivated_customers", "churned_customers", "arpa",
-    "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr",
-    "nrr_12m", "grr_12m", "quick_ratio", "ltv", "mrr_growth", "mrr_growth_yoy",
-    "marketing_spend", "cac", "ltv_to_cac", "cac_payback_months",
+    "period",
+    "group",
+    "mrr_start",
+    "mrr_end",
+    "new_mrr",
+    "expansion_mrr",
+    "reactivation_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "net_new_mrr",
+    "arr",
+    "customers_start",
+    "customers_end",
+    "new_customers",
+    "reactivated_customers",
+    "churned_customers",
+    "arpa",
+    "customer_churn_rate",
+    "gross_mrr_churn_rate",
+    "net_mrr_churn_rate",
+    "grr",
+    "nrr",
+    "nrr_12m",
+    "grr_12m",
+    "quick_ratio",
+    "ltv",
+    "mrr_growth",
+    "mrr_growth_yoy",
+    "marketing_spend",
+    "cac",
+    "ltv_to_cac",
+    "cac_payback_months",
 )
 
 Row = dict[str, Any]
@@ -54,8 +80,12 @@ class MetricsReport:
     rows: list[Row]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"currency": self.currency, "timezone": self.timezone,
-                "interval": self.interval, "rows": self.rows}
+        return {
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "interval": self.interval,
+            "rows": self.rows,
+        }
 
 
 def rate(numerator: int | Fraction, denominator: int | Fraction) -> Fraction | None:
@@ -109,9 +139,7 @@ def _customer_rows(
     opening = queries.opening_balances(connection, boundaries[0], group)
     flows = queries.period_flows(connection, boundaries, group)
     zone = time_zone(tz)
-    windows = [
-        (local_midnight_us(add_months(p.end, -12), zone), p.end_us) for p in periods[extra:]
-    ]
+    windows = [(local_midnight_us(add_months(p.end, -12), zone), p.end_us) for p in periods[extra:]]
     retention = queries.retention_12m(connection, windows, group)
     spend = _marketing_spend(connection, periods, by)
     margin = gross_margin(connection)
@@ -233,8 +261,9 @@ def _marketing_spend(
     m = marketing_spend.c
     totals: dict[tuple[int, Any], Fraction] = defaultdict(Fraction)
     starts = [p.start for p in periods]
-    for row in connection.execute(select(m.month, m.source, m.campaign, m.amount_minor,
-                                         m.currency)):
+    for row in connection.execute(
+        select(m.month, m.source, m.campaign, m.amount_minor, m.currency)
+    ):
         first_day = date.fromisoformat(f"{row.month}-01")
         index = _index_of(starts, periods[-1].end, first_day)
         if index is None:
@@ -284,4 +313,3 @@ def _subscription_rows(connection: Connection, periods: list[Period], by: str) -
             )
             rows.append(row)
     return rows
-

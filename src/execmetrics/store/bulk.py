@@ -20,10 +20,10 @@ def bulk_insert(
     names = ", ".join(columns)
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
-        with driver.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        statement = f"COPY {table.name} ({names}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
         return
     placeholders = ", ".join("?" for _ in columns)
     cursor = driver.cursor()  # type: ignore[union-attr]

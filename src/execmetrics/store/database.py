@@ -35,7 +35,9 @@ def make_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True)
-    raise ValueError(f"--db: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)")
+    raise ValueError(
+        f"--db: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)"
+    )
 
 
 def alembic_config(engine: Engine) -> Config:
