@@ -10,6 +10,7 @@ from tests.builders import cancel, change, fx, ingest, metrics, start
 
 from execmetrics.ingest.problems import IngestError
 from execmetrics.store.tables import (
+    customer_ledger,
     customers,
     mrr_movements,
     subscription_events,
@@ -96,7 +97,9 @@ def test_movement_table_holds_typed_movements_with_spells_and_next_at(engine: En
     ]
     with engine.connect() as connection:
         first_paid = connection.execute(
-            select(customers.c.first_paid_at).where(customers.c.customer_id == "c1")
+            select(customer_ledger.c.first_paid_at)
+            .join_from(customer_ledger, customers, customers.c.id == customer_ledger.c.customer_key)
+            .where(customers.c.customer_id == "c1")
         ).scalar_one()
     assert first_paid == jan
 

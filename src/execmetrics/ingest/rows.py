@@ -56,6 +56,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 MAX_TEXT = 200  # identifiers and names of plans, sources and campaigns
 MAX_COUNT = 2**31 - 1
 MAX_AMOUNT_MINOR = 10**15 - 1
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RATE = re.compile(r"[0-9]{1,20}(\.[0-9]{1,18})?")
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
@@ -185,7 +187,7 @@ def _minor_units(value: str | None, column: str) -> int:
 def _positive(value: str | None, column: str) -> int:
     if value is None:
         return 1
-    if value.isascii() and value.isdigit() and value[0] != "0" and int(value) <= MAX_COUNT:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_COUNT:
         return int(value)
     raise RowError(column, f"expected a whole number from 1 to {MAX_COUNT}, got {value!r}")
 
@@ -257,10 +259,14 @@ def parse_subscription_event(row: Row) -> dict[str, Any]:
 def parse_fx_rate(row: Row) -> dict[str, Any]:
     day = _required(row, "date")
     try:
+        if not _DATE.fullmatch(day):
+            raise ValueError(day)
         parsed_day = date.fromisoformat(day)
     except ValueError:
         raise RowError("date", f"expected a date YYYY-MM-DD, got {day!r}") from None
     rate = _required(row, "rate")
+    if not _RATE.fullmatch(rate):
+        raise RowError("rate", f"expected a positive decimal such as 0.8523, got {rate!r}")
     _guard("rate", parse_rate, rate)
     return {"date": parsed_day, "currency": _currency(row), "rate": rate}
 

@@ -101,6 +101,8 @@ class SequenceError(ValueError):
         super().__init__(reason)
         self.event = event
         self.reason = reason
+        # Every refused event of the customer, one per subscription, this one first.
+        self.all: list[SequenceError] = [self]
 
 
 @dataclass(slots=True)
@@ -194,8 +196,16 @@ def replay_customer(events: list[PricedEvent]) -> tuple[list[Movement], list[Spa
     events = sorted(events, key=PricedEvent.sort_key)
     spans: list[Span] = []
     changes: list[tuple[int, str, int]] = []
+    errors: list[SequenceError] = []
     for subscription_id, group in groupby(events, key=lambda event: event.subscription_id):
-        points = _subscription_points(list(group))
+        try:
+            points = _subscription_points(list(group))
+        except SequenceError as error:
+            errors.append(error)
+            continue
         spans.extend(_spans(subscription_id, points))
         changes.extend((point.at, subscription_id, point.mrr) for point in points)
+    if errors:
+        errors[0].all = errors
+        raise errors[0]
     return _movements(changes), spans

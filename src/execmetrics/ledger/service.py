@@ -9,14 +9,14 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from execmetrics.fx import FxRates
 from execmetrics.ingest.problems import Problem, ProblemLog
 from execmetrics.ledger.replay import PricedEvent, SequenceError, replay_customer, subscription_mrr
 from execmetrics.store.bulk import bulk_insert
 from execmetrics.store.tables import (
-    customers,
+    customer_ledger,
     mrr_movements,
     subscription_events,
     subscription_mrr_spans,
@@ -36,6 +36,7 @@ MOVEMENT_COLUMNS = (
     "paying_since",
     "next_at",
 )
+CUSTOMER_LEDGER_COLUMNS = ("customer_key", "billing_currency", "first_paid_at")
 SPAN_COLUMNS = (
     "customer_key",
     "subscription_id",
@@ -149,24 +150,25 @@ def rebuild_ledger(
         ).tuples()
         movement_rows: list[tuple[Any, ...]] = []
         span_rows: list[tuple[Any, ...]] = []
-        customer_rows: list[dict[str, Any]] = []
+        customer_rows: list[tuple[Any, ...]] = []
         for customer_key, group in groupby(rows, key=itemgetter(0)):
             events = [row[1:] for row in group]
             priced = [_price(row, fx, reporting_currency, problems) for row in events]
             try:
                 movements, spans = replay_customer(priced)
-            except SequenceError as error:
-                problems.add(problem_at(error.event.source, "type", error.reason))
+            except SequenceError as refused:
+                for error in refused.all:
+                    problems.add(problem_at(error.event.source, "type", error.reason))
                 continue
             first_start = min(
                 (row for row in priced if row.type == "start"), key=lambda row: row.occurred_at
             )
             customer_rows.append(
-                {
-                    "key": customer_key,
-                    "billing_currency": events[priced.index(first_start)][8],
-                    "first_paid_at": movements[0].occurred_at if movements else None,
-                }
+                (
+                    customer_key,
+                    events[priced.index(first_start)][8],
+                    movements[0].occurred_at if movements else None,
+                )
             )
             movement_rows.extend(
                 (
@@ -211,21 +213,10 @@ def _replace_ledger(
     chunk: Sequence[int],
     movement_rows: list[tuple[Any, ...]],
     span_rows: list[tuple[Any, ...]],
-    customer_rows: list[dict[str, Any]],
+    customer_rows: list[tuple[Any, ...]],
 ) -> None:
-    connection.execute(delete(mrr_movements).where(mrr_movements.c.customer_key.in_(chunk)))
-    connection.execute(
-        delete(subscription_mrr_spans).where(subscription_mrr_spans.c.customer_key.in_(chunk))
-    )
+    for table in (mrr_movements, subscription_mrr_spans, customer_ledger):
+        connection.execute(delete(table).where(table.c.customer_key.in_(chunk)))
     bulk_insert(connection, mrr_movements, MOVEMENT_COLUMNS, movement_rows)
     bulk_insert(connection, subscription_mrr_spans, SPAN_COLUMNS, span_rows)
-    if customer_rows:
-        connection.execute(
-            update(customers)
-            .where(customers.c.id == bindparam("key"))
-            .values(
-                billing_currency=bindparam("billing_currency"),
-                first_paid_at=bindparam("first_paid_at"),
-            ),
-            customer_rows,
-        )
+    bulk_insert(connection, customer_ledger, CUSTOMER_LEDGER_COLUMNS, customer_rows)

@@ -12,7 +12,7 @@ from execmetrics.metrics.periods import periods_between, time_zone
 from execmetrics.metrics.queries import slot_of
 from execmetrics.metrics.service import MetricsReport, as_decimal, rate
 from execmetrics.settings_store import reporting_currency
-from execmetrics.store.tables import customers, mrr_movements
+from execmetrics.store.tables import customer_ledger, mrr_movements
 
 COHORT_FIELDS = (
     "cohort",
@@ -34,7 +34,7 @@ def compute_cohorts(
     periods = periods_between(first, last, interval, time_zone(tz))
     boundaries = [p.start_us for p in periods] + [periods[-1].end_us]
     m = mrr_movements.c
-    cohort = slot_of(customers.c.first_paid_at, boundaries).label("cohort")
+    cohort = slot_of(customer_ledger.c.first_paid_at, boundaries).label("cohort")
     period = slot_of(m.occurred_at, boundaries).label("period")
     paying = case((m.type.in_(("new", "reactivation")), 1), (m.type == "churn", -1), else_=0)
     query = (
@@ -46,10 +46,10 @@ def compute_cohorts(
             func.sum(case((m.type == "new", m.mrr_after), else_=0)),
             func.sum(case((m.type == "new", 1), else_=0)),
         )
-        .join_from(mrr_movements, customers, customers.c.id == m.customer_key)
+        .join_from(mrr_movements, customer_ledger, customer_ledger.c.customer_key == m.customer_key)
         .where(
-            customers.c.first_paid_at >= boundaries[0],
-            customers.c.first_paid_at < boundaries[-1],
+            customer_ledger.c.first_paid_at >= boundaries[0],
+            customer_ledger.c.first_paid_at < boundaries[-1],
             m.occurred_at < boundaries[-1],
         )
         .group_by(cohort, period)

@@ -29,7 +29,12 @@ from sqlalchemy import (
     union_all,
 )
 
-from execmetrics.store.tables import customers, mrr_movements, subscription_mrr_spans
+from execmetrics.store.tables import (
+    customer_ledger,
+    customers,
+    mrr_movements,
+    subscription_mrr_spans,
+)
 
 NONE_GROUP = "(none)"
 CUSTOMER_BREAKDOWNS = ("segment", "country", "source", "campaign", "currency")
@@ -65,7 +70,7 @@ def customer_group(by: str | None) -> ColumnElement[Any] | None:
         "country": c.country,
         "source": c.acquisition_source,
         "campaign": c.acquisition_campaign,
-        "currency": c.billing_currency,
+        "currency": customer_ledger.c.billing_currency,
     }
     if by in columns:
         return columns[by]
@@ -81,8 +86,13 @@ def customer_group(by: str | None) -> ColumnElement[Any] | None:
 def _grouped(query: Select[Any], group: ColumnElement[Any] | None) -> Select[Any]:
     if group is None:
         return query.add_columns(literal(None).label("grp"))
+    key = mrr_movements.c.customer_key
+    if group is customer_ledger.c.billing_currency:
+        return query.add_columns(group.label("grp")).join_from(
+            mrr_movements, customer_ledger, customer_ledger.c.customer_key == key
+        )
     return query.add_columns(group.label("grp")).join_from(
-        mrr_movements, customers, customers.c.id == mrr_movements.c.customer_key
+        mrr_movements, customers, customers.c.id == key
     )
 
 

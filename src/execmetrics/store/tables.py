@@ -59,10 +59,17 @@ customers = Table(
     Column("attributes", JSON, nullable=False),
     Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
     Column("source", Text, nullable=False),
-    # Derived by the ledger: the currency of the customer's first subscription event and
-    # the instant of its first `new` movement (its cohort).
-    Column("billing_currency", String(3)),
+)
+
+# Derived by the ledger, per customer with events: the currency of its first subscription
+# event and the instant of its first `new` movement (its cohort; NULL if it never paid).
+customer_ledger = Table(
+    "customer_ledger",
+    metadata,
+    Column("customer_key", Integer, ForeignKey("customers.id"), primary_key=True),
+    Column("billing_currency", String(3), nullable=False),
     Column("first_paid_at", BigInteger),
+    Index("ix_customer_ledger_first_paid_at", "first_paid_at"),
 )
 
 subscription_events = Table(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 14:07:00.310585
+Create Date: 2026-11-27 14:33:12.537221
 """
 
 from collections.abc import Sequence
@@ -47,8 +47,6 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("ingestion_id", sa.Integer(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("billing_currency", sa.String(length=3), nullable=True),
-        sa.Column("first_paid_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["ingestion_id"], ["ingestions.id"], name=op.f("fk_customers_ingestion_id_ingestions")
         ),
@@ -83,6 +81,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("month", "source", "campaign", name=op.f("pk_marketing_spend")),
     )
+    op.create_table(
+        "customer_ledger",
+        sa.Column("customer_key", sa.Integer(), nullable=False),
+        sa.Column("billing_currency", sa.String(length=3), nullable=False),
+        sa.Column("first_paid_at", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["customer_key"],
+            ["customers.id"],
+            name=op.f("fk_customer_ledger_customer_key_customers"),
+        ),
+        sa.PrimaryKeyConstraint("customer_key", name=op.f("pk_customer_ledger")),
+    )
+    with op.batch_alter_table("customer_ledger", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_ledger_first_paid_at", ["first_paid_at"], unique=False)
+
     op.create_table(
         "mrr_movements",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -180,6 +193,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_mrr_movements_occurred_at")
 
     op.drop_table("mrr_movements")
+    with op.batch_alter_table("customer_ledger", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_ledger_first_paid_at")
+
+    op.drop_table("customer_ledger")
     op.drop_table("marketing_spend")
     op.drop_table("fx_rates")
     op.drop_table("customers")
