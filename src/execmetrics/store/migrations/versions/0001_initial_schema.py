@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 14:33:12.537221
+Create Date: 2026-11-27 14:37:37.155736
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -17,6 +18,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "customer_ledger",
+        sa.Column("customer_key", sa.Integer(), nullable=False),
+        sa.Column("billing_currency", sa.String(length=3), nullable=False),
+        sa.Column("first_paid_at", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("customer_key", name=op.f("pk_customer_ledger")),
+    )
+    with op.batch_alter_table("customer_ledger", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_ledger_first_paid_at", ["first_paid_at"], unique=False)
+
     op.create_table(
         "ingestions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -28,11 +39,45 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingestions")),
     )
     op.create_table(
+        "mrr_movements",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_key", sa.Integer(), nullable=False),
+        sa.Column("occurred_at", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(length=12), nullable=False),
+        sa.Column("mrr_before", sa.BigInteger(), nullable=False),
+        sa.Column("mrr_after", sa.BigInteger(), nullable=False),
+        sa.Column("paying_since", sa.BigInteger(), nullable=True),
+        sa.Column("next_at", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mrr_movements")),
+        sa.UniqueConstraint(
+            "customer_key", "occurred_at", name="uq_mrr_movements_customer_instant"
+        ),
+    )
+    with op.batch_alter_table("mrr_movements", schema=None) as batch_op:
+        batch_op.create_index("ix_mrr_movements_occurred_at", ["occurred_at"], unique=False)
+
+    op.create_table(
         "settings",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
     )
+    op.create_table(
+        "subscription_mrr_spans",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_key", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.String(length=200), nullable=False),
+        sa.Column("plan_id", sa.String(length=200), nullable=False),
+        sa.Column("tier", sa.String(length=200), nullable=True),
+        sa.Column("valid_from", sa.BigInteger(), nullable=False),
+        sa.Column("valid_to", sa.BigInteger(), nullable=True),
+        sa.Column("mrr", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_mrr_spans")),
+    )
+    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
+        batch_op.create_index("ix_subscription_mrr_spans_customer", ["customer_key"], unique=False)
+        batch_op.create_index("ix_subscription_mrr_spans_valid_from", ["valid_from"], unique=False)
+
     op.create_table(
         "customers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -82,42 +127,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("month", "source", "campaign", name=op.f("pk_marketing_spend")),
     )
     op.create_table(
-        "customer_ledger",
-        sa.Column("customer_key", sa.Integer(), nullable=False),
-        sa.Column("billing_currency", sa.String(length=3), nullable=False),
-        sa.Column("first_paid_at", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["customer_key"],
-            ["customers.id"],
-            name=op.f("fk_customer_ledger_customer_key_customers"),
-        ),
-        sa.PrimaryKeyConstraint("customer_key", name=op.f("pk_customer_ledger")),
-    )
-    with op.batch_alter_table("customer_ledger", schema=None) as batch_op:
-        batch_op.create_index("ix_customer_ledger_first_paid_at", ["first_paid_at"], unique=False)
-
-    op.create_table(
-        "mrr_movements",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("customer_key", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", sa.BigInteger(), nullable=False),
-        sa.Column("type", sa.String(length=12), nullable=False),
-        sa.Column("mrr_before", sa.BigInteger(), nullable=False),
-        sa.Column("mrr_after", sa.BigInteger(), nullable=False),
-        sa.Column("paying_since", sa.BigInteger(), nullable=True),
-        sa.Column("next_at", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["customer_key"], ["customers.id"], name=op.f("fk_mrr_movements_customer_key_customers")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_mrr_movements")),
-        sa.UniqueConstraint(
-            "customer_key", "occurred_at", name="uq_mrr_movements_customer_instant"
-        ),
-    )
-    with op.batch_alter_table("mrr_movements", schema=None) as batch_op:
-        batch_op.create_index("ix_mrr_movements_occurred_at", ["occurred_at"], unique=False)
-
-    op.create_table(
         "subscription_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=200), nullable=False),
@@ -156,49 +165,28 @@ def upgrade() -> None:
             "ix_subscription_events_customer", ["customer_key", "occurred_at"], unique=False
         )
 
-    op.create_table(
-        "subscription_mrr_spans",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("customer_key", sa.Integer(), nullable=False),
-        sa.Column("subscription_id", sa.String(length=200), nullable=False),
-        sa.Column("plan_id", sa.String(length=200), nullable=False),
-        sa.Column("tier", sa.String(length=200), nullable=True),
-        sa.Column("valid_from", sa.BigInteger(), nullable=False),
-        sa.Column("valid_to", sa.BigInteger(), nullable=True),
-        sa.Column("mrr", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_key"],
-            ["customers.id"],
-            name=op.f("fk_subscription_mrr_spans_customer_key_customers"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_mrr_spans")),
-    )
-    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
-        batch_op.create_index("ix_subscription_mrr_spans_customer", ["customer_key"], unique=False)
-        batch_op.create_index("ix_subscription_mrr_spans_valid_from", ["valid_from"], unique=False)
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
-        batch_op.drop_index("ix_subscription_mrr_spans_valid_from")
-        batch_op.drop_index("ix_subscription_mrr_spans_customer")
-
-    op.drop_table("subscription_mrr_spans")
     with op.batch_alter_table("subscription_events", schema=None) as batch_op:
         batch_op.drop_index("ix_subscription_events_customer")
         batch_op.drop_index("ix_subscription_events_currency")
 
     op.drop_table("subscription_events")
+    op.drop_table("marketing_spend")
+    op.drop_table("fx_rates")
+    op.drop_table("customers")
+    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscription_mrr_spans_valid_from")
+        batch_op.drop_index("ix_subscription_mrr_spans_customer")
+
+    op.drop_table("subscription_mrr_spans")
+    op.drop_table("settings")
     with op.batch_alter_table("mrr_movements", schema=None) as batch_op:
         batch_op.drop_index("ix_mrr_movements_occurred_at")
 
     op.drop_table("mrr_movements")
+    op.drop_table("ingestions")
     with op.batch_alter_table("customer_ledger", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_ledger_first_paid_at")
 
     op.drop_table("customer_ledger")
-    op.drop_table("marketing_spend")
-    op.drop_table("fx_rates")
-    op.drop_table("customers")
-    op.drop_table("settings")
-    op.drop_table("ingestions")
