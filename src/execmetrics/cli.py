@@ -51,7 +51,8 @@ settings_app = typer.Typer(help="Per-database settings.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(settings_app, name="settings")
 
-console = Console()
+# Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 DbOption = Annotated[
@@ -135,6 +136,7 @@ def ingest(
             "ingestion_id": result.ingestion_id,
             "counts": {k: vars(v) for k, v in result.counts.items()},
             "ledger": vars(result.ledger),
+            "seconds": round(result.seconds, 3),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
@@ -285,6 +287,15 @@ def demo(
         )
         return
     engine = _engine(db)
+    with engine.connect() as connection:
+        existing = connection.execute(select(func.count()).select_from(customers)).scalar_one()
+    if existing:
+        # The demo is for an empty database: never mix invented customers into real data.
+        console.print(
+            f"The database already holds {existing:,} customers; the demo company was not "
+            "added. Use --db for a new database, or --out to write the files."
+        )
+        return
     with tempfile.TemporaryDirectory(prefix="execmetrics-demo-") as folder:
         _write_demo_with_progress(spec, Path(folder))
         try:

@@ -61,9 +61,9 @@ TIERS = ("Starter", "Professional", "Scale", "Enterprise")
 _TIER_SLUGS = ("starter", "professional", "scale", "enterprise")
 # Monthly list price per seat in minor units, before any yearly price rise.
 BASE_PRICES: dict[str, tuple[int, int, int, int]] = {
-    "GBP": (1900, 4900, 9900, 29900),
-    "EUR": (2200, 5700, 11500, 34900),
-    "USD": (2500, 5900, 11900, 35900),
+    "GBP": (1900, 4900, 9900, 19900),
+    "EUR": (2200, 5700, 11500, 22900),
+    "USD": (2500, 5900, 11900, 24900),
 }
 ADDON_PRICES = {"GBP": 900, "EUR": 1000, "USD": 1100}
 ANNUAL_MONTHS_CHARGED = 10  # an annual plan costs 10 monthly prices: two months free
@@ -97,7 +97,7 @@ _CHURN_AT_RENEWAL = (0.3, 0.22, 0.16, 0.1)
 _UPGRADE = (0.03, 0.014, 0.007, 0.0)
 _DOWNGRADE = (0.0, 0.01, 0.012, 0.008)
 _SEAT_CHANGE = (0.0, 0.35, 0.45, 0.55)
-_SEAT_RANGE = ((1, 1), (1, 4), (2, 8), (5, 60))
+_SEAT_RANGE = ((1, 1), (1, 4), (2, 8), (3, 30))
 # Chance that an added or removed seat is an addition, per calendar month.
 _SEAT_GROWTH = (0, 0.5, 0.7, 0.7, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.3, 0.4)
 _TEAM_SHARE = 0.4  # customers who give their freelancers seats on Professional
@@ -202,7 +202,12 @@ _FAIRS: dict[int, tuple[str, ...]] = {
 }
 _GADS_CAMPAIGNS = (("brand", 25), ("generic", 55), ("competitor", 20))
 # Acquisition cost per expected customer, in pence.
-_COST_PER_SIGNUP = {"google_ads": 6000, "instagram": 4500, "wedding_fair": 9000, "partner": 3500}
+_COST_PER_SIGNUP = {
+    "google_ads": 42000,
+    "instagram": 31000,
+    "wedding_fair": 65000,
+    "partner": 26000,
+}
 # Spend multiplier per calendar month, percent: the budget follows engagement season.
 _SPEND_SEASON = (0, 150, 135, 120, 100, 90, 80, 75, 80, 100, 105, 100, 140)
 # Sign-ups by hour of day (UTC): evenings and lunchtimes, when suppliers do admin.
@@ -808,8 +813,8 @@ def _initial_tier(rng: random.Random, size: str) -> int:
 def _initial_quantity(rng: random.Random, tier: int, size: str) -> int:
     if tier == 3:
         if size == "chain":
-            return rng.randint(20, 40)
-        return min(40, 5 + int(rng.expovariate(1 / 8)))
+            return rng.randint(10, 25)
+        return min(12, 3 + int(rng.expovariate(1 / 3)))
     if tier == 2:
         return rng.randint(2, 5)
     if tier == 1 and rng.random() < 0.08:

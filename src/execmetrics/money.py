@@ -41,10 +41,14 @@ class Money:
         if other.currency != self.currency:
             raise MoneyError(f"cannot combine {self.currency} and {other.currency}")
 
-    def format(self) -> str:
-        """Human form, e.g. `GBP 1,234.56` (negative amounts keep their sign)."""
+    def format(self, whole: bool = False) -> str:
+        """Human form, e.g. `GBP 1,234.56`; `whole` rounds half up to a major unit for display
+        (`GBP 1,235`). Negative amounts keep their sign."""
         exponent = currency_exponent(self.currency)
         sign = "-" if self.amount < 0 else ""
+        if whole:
+            major = divide_half_up(abs(self.amount), 10**exponent)
+            return f"{self.currency} {sign}{major:,}"
         major, minor = divmod(abs(self.amount), 10**exponent)
         fraction = f".{minor:0{exponent}d}" if exponent else ""
         return f"{self.currency} {sign}{major:,}{fraction}"

@@ -70,10 +70,11 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def format_value(name: str, value: Any, currency: str) -> str:
+    """A value for people: money in whole units of the currency, rates as percentages."""
     if value is None:
         return "-"
     if name in MONEY_FIELDS:
-        return Money(int(value), currency).format().split(" ", 1)[1]
+        return Money(int(value), currency).format(whole=True).split(" ", 1)[1]
     if name in PERCENT_FIELDS:
         return f"{Decimal(value) * 100:.1f}%"
     if isinstance(value, Decimal):
@@ -81,14 +82,54 @@ def format_value(name: str, value: Any, currency: str) -> str:
     return str(value)
 
 
+HEADINGS = {
+    "period": "Period", "group": "Group", "mrr_start": "Start MRR", "mrr_end": "End MRR",
+    "new_mrr": "New MRR", "expansion_mrr": "Expansion", "reactivation_mrr": "Reactivation",
+    "contraction_mrr": "Contraction", "churned_mrr": "Churned", "net_new_mrr": "Net new",
+    "customers_end": "Customers", "customer_churn_rate": "Churn", "nrr": "NRR",
+    "quick_ratio": "Quick ratio", "arpa": "ARPA", "ltv": "LTV", "cac": "CAC",
+    "cohort": "Cohort", "offset": "Offset", "customers": "Customers", "retained": "Retained",
+    "logo_retention": "Logo retention", "mrr": "MRR", "revenue_retention": "Revenue retention",
+}  # fmt: skip
+
+
 def rows_table(report: MetricsReport, columns: list[str], title: str) -> Table:
+    """A table for people; every column as wide as its widest cell, so nothing is cut."""
+    cells = [[format_value(name, row[name], report.currency) for name in columns]
+             for row in report.rows]  # fmt: skip
     table = Table(title=title, box=box.SIMPLE_HEAVY, header_style="bold cyan")
-    for name in columns:
+    for index, name in enumerate(columns):
+        heading = HEADINGS.get(name, name.replace("_", " "))
+        widest = max([len(heading), *(len(row[index]) for row in cells)])
         left = name in ("period", "group", "cohort")
-        table.add_column(name.replace("_", " "), justify="left" if left else "right", no_wrap=True)
-    for row in report.rows:
-        table.add_row(*(format_value(name, row[name], report.currency) for name in columns))
+        table.add_column(
+            heading, justify="left" if left else "right", no_wrap=True, min_width=widest
+        )
+    for row in cells:
+        table.add_row(*row)
     return table
+
+
+MOVEMENT_COLUMNS = (
+    ("Month", "period"),
+    ("Start MRR", "mrr_start"),
+    ("New", "new_mrr"),
+    ("Expansion", "expansion_mrr"),
+    ("Reactivation", "reactivation_mrr"),
+    ("Contraction", "contraction_mrr"),
+    ("Churned", "churned_mrr"),
+    ("Net new", "net_new_mrr"),
+    ("End MRR", "mrr_end"),
+    ("Customers", "customers_end"),
+    ("Churn", "customer_churn_rate"),
+    ("NRR", "nrr"),
+)
+
+
+def _movement_cell(name: str, value: Any, currency: str) -> str:
+    if name == "customers_end":
+        return f"{value:,}"
+    return format_value(name, value, currency)
 
 
 def executive_report(report: MetricsReport, company: str) -> Group:
@@ -144,21 +185,14 @@ def executive_report(report: MetricsReport, company: str) -> Group:
         Text("LTV : CAC", style="dim"),
         Text(format_value("ltv_to_cac", latest["ltv_to_cac"], currency)),
     )
-    movement_columns = [
-        "period",
-        "mrr_start",
-        "new_mrr",
-        "expansion_mrr",
-        "reactivation_mrr",
-        "contraction_mrr",
-        "churned_mrr",
-        "net_new_mrr",
-        "mrr_end",
-        "customers_end",
-        "customer_churn_rate",
-        "nrr",
-    ]
-    table = rows_table(report, movement_columns, f"MRR movements ({currency})")
+    table = Table(
+        title=f"MRR movements ({currency}, whole units)", box=box.SIMPLE_HEAVY,
+        header_style="bold cyan",
+    )  # fmt: skip
+    for heading, _ in MOVEMENT_COLUMNS:
+        table.add_column(heading, justify="left" if heading == "Month" else "right", no_wrap=True)
+    for row in report.rows:
+        table.add_row(*(_movement_cell(name, row[name], currency) for _, name in MOVEMENT_COLUMNS))
     return Group(
         Panel(
             headline,
