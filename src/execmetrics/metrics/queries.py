@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -28,6 +26,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from execmetrics.store.tables import (
     customer_ledger,
@@ -162,6 +163,8 @@ def retention_12m(
     """
     if not windows:
         return {}
+    import numpy as np  # here, not at module level: it costs every command 0.15 s to load
+
     m = mrr_movements.c
     instants = np.array(sorted({t for window in windows for t in window}), dtype=np.int64)
     query = _grouped(select(m.customer_key, m.occurred_at, m.next_at, m.mrr_after), group).where(
@@ -207,15 +210,17 @@ def retention_12m(
 
 @dataclass
 class _Spans:
-    customer: npt.NDArray[np.int64]
-    occurred_at: npt.NDArray[np.int64]
-    next_at: npt.NDArray[np.int64]
+    customer: npt.NDArray[Any]
+    occurred_at: npt.NDArray[Any]
+    next_at: npt.NDArray[Any]
     mrr: npt.NDArray[Any]
-    group: npt.NDArray[np.int64]
+    group: npt.NDArray[Any]
     keys: list[Any]
 
 
 def _span_arrays(connection: Connection, query: Select[Any]) -> _Spans:
+    import numpy as np
+
     codes: dict[Any, int] = {}
     customer: list[int] = []
     occurred: list[int] = []

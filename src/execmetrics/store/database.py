@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration. Opening a database at this revision skips Alembic altogether, which
+# keeps every command's start-up short; tests/store/test_migrations.py keeps it true.
+SCHEMA_REVISION = "0001"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,6 +46,8 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(files("execmetrics.store") / "migrations"))
     config.attributes["engine"] = engine
@@ -49,11 +56,22 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at; None for a new database."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def open_database(url: str) -> Engine:
     """An engine whose schema is at the latest migration."""
     engine = make_engine(url)
-    upgrade(engine)
+    if schema_revision(engine) != SCHEMA_REVISION:
+        upgrade(engine)
     return engine
