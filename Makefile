@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/execmetrics report
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -22,7 +22,7 @@ def get_setting(connection: Connection, key: str) -> str:
 
 
 def all_settings(connection: Connection) -> dict[str, str]:
-    stored = dict(connection.execute(select(settings.c.key, settings.c.value)).tuples().all())
+    stored = dict(connection.execute(select(settings.c.key, settings.c.value)).all())
     return {**DEFAULTS, **stored}
 
 

@@ -103,7 +103,7 @@ def stored_data(engine: Engine) -> dict[str, list[tuple[tuple[str, object], ...]
     customer_key replaced by the customer's own id; the ingestion history is left out."""
     with engine.connect() as connection:
         customer_ids = dict(
-            connection.execute(select(customers.c.id, customers.c.customer_id)).tuples().all()
+            connection.execute(select(customers.c.id, customers.c.customer_id)).all()
         )
         result: dict[str, list[tuple[tuple[str, object], ...]]] = {}
         for table in metadata.sorted_tables:

@@ -13,7 +13,7 @@ from execmetrics.store.tables import metadata
 
 def test_schema_revision_is_the_newest_migration(engine: Engine) -> None:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    assert SCHEMA_REVISION == head
+    assert head == SCHEMA_REVISION
     assert schema_revision(engine) == head
 
 

@@ -147,7 +147,7 @@ def rebuild_ledger(
             )
             .where(e.customer_key.in_(chunk))
             .order_by(e.customer_key)
-        ).tuples()
+        )
         movement_rows: list[tuple[Any, ...]] = []
         span_rows: list[tuple[Any, ...]] = []
         customer_rows: list[tuple[Any, ...]] = []

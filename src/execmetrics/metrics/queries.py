@@ -228,7 +228,7 @@ def _span_arrays(connection: Connection, query: Select[Any]) -> _Spans:
     mrr: list[int] = []
     group: list[int] = []
     never = np.iinfo(np.int64).max
-    for key, at, next_at, value, grp in connection.execute(query).tuples():
+    for key, at, next_at, value, grp in connection.execute(query):
         customer.append(key)
         occurred.append(at)
         following.append(never if next_at is None else next_at)
