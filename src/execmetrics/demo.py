@@ -22,32 +22,11 @@ from decimal import Decimal
 from itertools import accumulate
 from pathlib import Path
 
-CUSTOMER_COLUMNS = (
-    "customer_id",
-    "name",
-    "created_at",
-    "country",
-    "segment",
-    "employees",
-    "acquisition_source",
-    "acquisition_campaign",
-    "business_type",
-)
-EVENT_COLUMNS = (
-    "event_id",
-    "customer_id",
-    "subscription_id",
-    "occurred_at",
-    "type",
-    "plan_id",
-    "tier",
-    "amount_minor",
-    "quantity",
-    "currency",
-    "interval",
-    "interval_count",
-    "trial_ends_at",
-)
+from execmetrics.ingest.rows import CUSTOMER_COLUMNS as INGEST_CUSTOMER_COLUMNS
+from execmetrics.ingest.rows import EVENT_COLUMNS
+
+# The demo writes the ingest format: the ingester's columns, and one custom attribute.
+CUSTOMER_COLUMNS = (*INGEST_CUSTOMER_COLUMNS, "business_type")
 FX_COLUMNS = ("date", "currency", "rate")
 SPEND_COLUMNS = ("month", "source", "campaign", "amount_minor", "currency")
 

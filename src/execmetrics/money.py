@@ -75,6 +75,7 @@ def is_currency(code: str) -> bool:
 
 
 _MINOR_UNITS = re.compile(r"[0-9]+")
+MAX_DIGITS = 18  # any amount that fits a 64-bit integer column
 
 
 def parse_minor_units(text: object) -> int:
@@ -93,6 +94,8 @@ def parse_minor_units(text: object) -> int:
             raise MoneyError(
                 f"expected an integer in minor units (e.g. 4900 for 49.00), got {text!r}"
             )
+        if len(stripped.lstrip("0")) > MAX_DIGITS:
+            raise MoneyError(f"amount has more than {MAX_DIGITS} digits")
         value = int(stripped)
     if value < 0:
         raise MoneyError(f"negative amount {value}")

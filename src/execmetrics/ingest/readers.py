@@ -103,7 +103,10 @@ def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | R
         if len(values) > width:
             yield line, RowError(None, "more fields than the header has columns")
             continue
-        row: Row = dict(zip(header, values, strict=False))
+        if len(values) < width:
+            # A short record leaves its last columns empty; the header still names them.
+            values += [""] * (width - len(values))
+        row: Row = dict(zip(header, values, strict=True))
         nul = _nul_column(row)
         yield line, (row if nul is None else RowError(nul, "contains a NUL character"))
     if records == 0:

@@ -15,7 +15,13 @@ import pycountry
 
 from execmetrics.ingest.problems import RowError
 from execmetrics.ingest.readers import Row
-from execmetrics.money import MoneyError, currency_exponent, parse_minor_units, parse_rate
+from execmetrics.money import (
+    MAX_DIGITS,
+    MoneyError,
+    currency_exponent,
+    parse_minor_units,
+    parse_rate,
+)
 from execmetrics.timeutil import TimestampError, parse_timestamp
 
 EVENT_TYPES = ("start", "change", "cancel")
@@ -98,8 +104,11 @@ def _count(row: Row, column: str, default: int | None, minimum: int) -> int | No
     value = _text(row, column)
     if value is None:
         return default
-    if not re.fullmatch(r"-?[0-9]+", value):
-        raise RowError(column, f"expected a whole number, got {value!r}")
+    if not re.fullmatch(rf"-?[0-9]{{1,{MAX_DIGITS}}}", value):
+        raise RowError(
+            column,
+            f"expected a whole number from {minimum} to {MAX_COUNT}, got {shown_value(value)}",
+        )
     number = int(value)
     if number < minimum:
         raise RowError(column, f"must be at least {minimum}, got {number}")
@@ -176,7 +185,7 @@ def _minor_units(value: str | None, column: str) -> int:
         raise RowError(column, "required but empty")
     amount = (
         int(value)
-        if value.isascii() and value.isdigit()
+        if value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS
         else int(_guard(column, parse_minor_units, value))
     )
     if amount > MAX_AMOUNT_MINOR:
@@ -187,9 +196,21 @@ def _minor_units(value: str | None, column: str) -> int:
 def _positive(value: str | None, column: str) -> int:
     if value is None:
         return 1
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_COUNT:
+    if (
+        value.isascii()
+        and value.isdigit()
+        and len(value) <= MAX_DIGITS
+        and 1 <= int(value) <= MAX_COUNT
+    ):
         return int(value)
-    raise RowError(column, f"expected a whole number from 1 to {MAX_COUNT}, got {value!r}")
+    raise RowError(
+        column, f"expected a whole number from 1 to {MAX_COUNT}, got {shown_value(value)}"
+    )
+
+
+def shown_value(value: str) -> str:
+    """A value quoted for a problem report, shortened when it is very long."""
+    return repr(value) if len(value) <= 40 else f"{value[:20]!r}... ({len(value)} characters)"
 
 
 def _identifier(value: str | None, column: str, required: bool = True) -> str | None:
@@ -273,8 +294,12 @@ def parse_fx_rate(row: Row) -> dict[str, Any]:
 
 def parse_marketing_spend(row: Row) -> dict[str, Any]:
     month = _required(row, "month")
-    if not _MONTH.fullmatch(month):
-        raise RowError("month", f"expected a month YYYY-MM, got {month!r}")
+    try:
+        if not _MONTH.fullmatch(month):
+            raise ValueError(month)
+        date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise RowError("month", f"expected a month YYYY-MM, got {month!r}") from None
     return {
         "month": month,
         "source": _identifier(_text(row, "source"), "source"),

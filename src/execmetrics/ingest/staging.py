@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from execmetrics.ingest.problems import Problem, ProblemLog
+from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS
 from execmetrics.money import parse_rate
 from execmetrics.store.bulk import bulk_insert
 from execmetrics.store.tables import (
@@ -56,14 +57,8 @@ class DataSet:
     key_label: str
 
 
-EVENT_FIELDS = (
-    "event_id", "customer_id", "subscription_id", "occurred_at", "type", "plan_id", "tier",
-    "amount_minor", "quantity", "currency", "interval", "interval_count", "trial_ends_at",
-)  # fmt: skip
-CUSTOMER_FIELDS = (
-    "customer_id", "name", "created_at", "country", "segment", "employees",
-    "acquisition_source", "acquisition_campaign", "attributes",
-)  # fmt: skip
+EVENT_FIELDS = EVENT_COLUMNS
+CUSTOMER_FIELDS = (*CUSTOMER_COLUMNS, "attributes")
 
 DATA_SETS = {
     "fx_rates": DataSet(
@@ -146,7 +141,7 @@ class Stage:
         rows = self.connection.execute(
             select(self.table)
             .join(repeated, and_(*(s[n] == repeated.c[n] for n in self.data_set.key)))
-            .order_by(*key, s.id)
+            .order_by(s.id)
         ).all()
         first: dict[tuple[Any, ...], Any] = {}
         later: list[int] = []
@@ -183,6 +178,7 @@ class Stage:
             select(self.table, *(value.label(f"stored_{name}") for name, value in stored))
             .add_columns(source_column.label("stored_source"))
             .join_from(self.table, self.data_set.target, self._key_match(t))
+            .order_by(self.table.c.id)
         )
         if self.data_set.kind == "subscription_events":
             query = query.join(customers, customers.c.id == t.customer_key)
