@@ -325,3 +325,26 @@ def test_any_order_and_batching_gives_the_same_ledger(
         if pending:
             ingest(engine, stream.customers, pending)
         assert _ledger(engine) == expected
+
+
+@PROPERTY_SETTINGS
+@given(stream=streams())
+def test_a_breakdown_with_one_group_reports_exactly_the_totals(
+    stream: Stream, database_kind: str, tmp_path: Path, postgres_factory: Callable[[], Engine]
+) -> None:
+    # No customer has the attribute, so every customer is in the one group "(none)".
+    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
+        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+        totals = metrics(engine, "2024-01", "2025-12")
+        groups = metrics(engine, "2024-01", "2025-12", by="attr.none")
+    if not groups:
+        # Groups are those of customers with movements: here nobody ever paid.
+        assert all(row["mrr_end"] == 0 and row["customers_end"] == 0 for row in totals)
+        assert all(row["new_customers"] == 0 for row in totals)
+        return
+    split_only = {"group", "marketing_spend", "cac", "ltv_to_cac", "cac_payback_months"}
+    for total, group in zip(totals, groups, strict=True):
+        assert group["group"] == "(none)"
+        assert {k: v for k, v in group.items() if k not in split_only} == {
+            k: v for k, v in total.items() if k not in split_only
+        }
