@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, select
 from execmetrics.fx import FxRates
 from execmetrics.ingest.problems import Problem, ProblemLog
 from execmetrics.ledger.replay import PricedEvent, SequenceError, replay_customer, subscription_mrr
-from execmetrics.store.bulk import bulk_insert
+from execmetrics.store.bulk import bulk_insert, fetch_tuples
 from execmetrics.store.tables import (
     customer_ledger,
     mrr_movements,
@@ -127,8 +127,13 @@ def rebuild_ledger(
     """
     counts = LedgerCounts()
     e = subscription_events.c
+    # On a first ingest there is no ledger to replace, and no need to look for one.
+    ledger_empty = (
+        connection.execute(select(customer_ledger.c.customer_key).limit(1)).first() is None
+    )
     for chunk in _chunks(sorted(customer_keys)):
-        rows = connection.execute(
+        rows = fetch_tuples(
+            connection,
             select(
                 e.customer_key,
                 e.event_id,
@@ -146,7 +151,7 @@ def rebuild_ledger(
                 e.source,
             )
             .where(e.customer_key.in_(chunk))
-            .order_by(e.customer_key)
+            .order_by(e.customer_key),
         )
         movement_rows: list[tuple[Any, ...]] = []
         span_rows: list[tuple[Any, ...]] = []
@@ -199,7 +204,9 @@ def rebuild_ledger(
             if progress:
                 progress(len(chunk))
             continue
-        _replace_ledger(connection, chunk, movement_rows, span_rows, customer_rows)
+        _replace_ledger(
+            connection, [] if ledger_empty else chunk, movement_rows, span_rows, customer_rows
+        )
         counts.customers += len(chunk)
         counts.movements += len(movement_rows)
         counts.spans += len(span_rows)
@@ -215,8 +222,22 @@ def _replace_ledger(
     span_rows: list[tuple[Any, ...]],
     customer_rows: list[tuple[Any, ...]],
 ) -> None:
-    for table in (mrr_movements, subscription_mrr_spans, customer_ledger):
-        connection.execute(delete(table).where(table.c.customer_key.in_(chunk)))
+    # A customer's ledger rows exist when its customer_ledger row does: most customers of a
+    # large ingest are new, and three deletes by key list would cost more than the lookup.
+    stored = (
+        list(
+            connection.execute(
+                select(customer_ledger.c.customer_key).where(
+                    customer_ledger.c.customer_key.in_(chunk)
+                )
+            ).scalars()
+        )
+        if chunk
+        else []
+    )
+    if stored:
+        for table in (mrr_movements, subscription_mrr_spans, customer_ledger):
+            connection.execute(delete(table).where(table.c.customer_key.in_(stored)))
     bulk_insert(connection, mrr_movements, MOVEMENT_COLUMNS, movement_rows)
     bulk_insert(connection, subscription_mrr_spans, SPAN_COLUMNS, span_rows)
     bulk_insert(connection, customer_ledger, CUSTOMER_LEDGER_COLUMNS, customer_rows)

@@ -76,12 +76,15 @@ customer_ledger = Table(
     Index("ix_customer_ledger_first_paid_at", "first_paid_at"),
 )
 
+# Subscription events reference customers and ingestions without foreign keys: ingestion
+# inserts them by joining the staged rows to customers in one statement, and on PostgreSQL a
+# foreign key check per row made that statement five times slower.
 subscription_events = Table(
     "subscription_events",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("event_id", String(200), nullable=False, unique=True),
-    Column("customer_key", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("customer_key", Integer, nullable=False),
     Column("subscription_id", String(200), nullable=False),
     Column("occurred_at", BigInteger, nullable=False),
     Column("type", String(10), nullable=False),
@@ -93,7 +96,7 @@ subscription_events = Table(
     Column("interval", String(5)),
     Column("interval_count", Integer),
     Column("trial_ends_at", BigInteger),
-    Column("ingestion_id", Integer, ForeignKey("ingestions.id"), nullable=False),
+    Column("ingestion_id", Integer, nullable=False),
     Column("source", Text, nullable=False),
     Index("ix_subscription_events_customer", "customer_key", "occurred_at"),
     Index("ix_subscription_events_currency", "currency", "occurred_at"),
@@ -154,5 +157,4 @@ subscription_mrr_spans = Table(
     Column("valid_to", BigInteger),
     Column("mrr", BigInteger, nullable=False),
     Index("ix_subscription_mrr_spans_customer", "customer_key"),
-    Index("ix_subscription_mrr_spans_valid_from", "valid_from"),
 )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 14:37:37.155736
+Create Date: 2026-11-27 15:07:29.605667
 """
 
 from collections.abc import Sequence
@@ -62,6 +62,35 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
     )
     op.create_table(
+        "subscription_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("customer_key", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.String(length=200), nullable=False),
+        sa.Column("occurred_at", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(length=10), nullable=False),
+        sa.Column("plan_id", sa.String(length=200), nullable=True),
+        sa.Column("tier", sa.String(length=200), nullable=True),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=True),
+        sa.Column("quantity", sa.Integer(), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("interval", sa.String(length=5), nullable=True),
+        sa.Column("interval_count", sa.Integer(), nullable=True),
+        sa.Column("trial_ends_at", sa.BigInteger(), nullable=True),
+        sa.Column("ingestion_id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_events")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_subscription_events_event_id")),
+    )
+    with op.batch_alter_table("subscription_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subscription_events_currency", ["currency", "occurred_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_subscription_events_customer", ["customer_key", "occurred_at"], unique=False
+        )
+
+    op.create_table(
         "subscription_mrr_spans",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_key", sa.Integer(), nullable=False),
@@ -75,7 +104,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
         batch_op.create_index("ix_subscription_mrr_spans_customer", ["customer_key"], unique=False)
-        batch_op.create_index("ix_subscription_mrr_spans_valid_from", ["valid_from"], unique=False)
 
     op.create_table(
         "customers",
@@ -125,60 +153,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("month", "source", "campaign", name=op.f("pk_marketing_spend")),
     )
-    op.create_table(
-        "subscription_events",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("event_id", sa.String(length=200), nullable=False),
-        sa.Column("customer_key", sa.Integer(), nullable=False),
-        sa.Column("subscription_id", sa.String(length=200), nullable=False),
-        sa.Column("occurred_at", sa.BigInteger(), nullable=False),
-        sa.Column("type", sa.String(length=10), nullable=False),
-        sa.Column("plan_id", sa.String(length=200), nullable=True),
-        sa.Column("tier", sa.String(length=200), nullable=True),
-        sa.Column("amount_minor", sa.BigInteger(), nullable=True),
-        sa.Column("quantity", sa.Integer(), nullable=True),
-        sa.Column("currency", sa.String(length=3), nullable=True),
-        sa.Column("interval", sa.String(length=5), nullable=True),
-        sa.Column("interval_count", sa.Integer(), nullable=True),
-        sa.Column("trial_ends_at", sa.BigInteger(), nullable=True),
-        sa.Column("ingestion_id", sa.Integer(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_key"],
-            ["customers.id"],
-            name=op.f("fk_subscription_events_customer_key_customers"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["ingestion_id"],
-            ["ingestions.id"],
-            name=op.f("fk_subscription_events_ingestion_id_ingestions"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_subscription_events_event_id")),
-    )
-    with op.batch_alter_table("subscription_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_subscription_events_currency", ["currency", "occurred_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_subscription_events_customer", ["customer_key", "occurred_at"], unique=False
-        )
 
 
 def downgrade() -> None:
+    op.drop_table("marketing_spend")
+    op.drop_table("fx_rates")
+    op.drop_table("customers")
+    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscription_mrr_spans_customer")
+
+    op.drop_table("subscription_mrr_spans")
     with op.batch_alter_table("subscription_events", schema=None) as batch_op:
         batch_op.drop_index("ix_subscription_events_customer")
         batch_op.drop_index("ix_subscription_events_currency")
 
     op.drop_table("subscription_events")
-    op.drop_table("marketing_spend")
-    op.drop_table("fx_rates")
-    op.drop_table("customers")
-    with op.batch_alter_table("subscription_mrr_spans", schema=None) as batch_op:
-        batch_op.drop_index("ix_subscription_mrr_spans_valid_from")
-        batch_op.drop_index("ix_subscription_mrr_spans_customer")
-
-    op.drop_table("subscription_mrr_spans")
     op.drop_table("settings")
     with op.batch_alter_table("mrr_movements", schema=None) as batch_op:
         batch_op.drop_index("ix_mrr_movements_occurred_at")
