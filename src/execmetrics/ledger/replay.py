@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from itertools import groupby
+from operator import itemgetter
 
 from execmetrics.money import conversion_factor, divide_half_up
 
@@ -40,18 +41,25 @@ def subscription_mrr(
 ) -> int:
     """Definition 1: monthly recurring revenue in minor units of the reporting currency."""
     numerator, denominator = _mrr_factor(
-        interval, interval_count, currency, reporting_currency, rate
+        interval, interval_count, currency, reporting_currency, rate.numerator, rate.denominator
     )
     return divide_half_up(amount_minor * quantity * numerator, denominator)
 
 
 @cache
 def _mrr_factor(
-    interval: str, interval_count: int, currency: str, reporting_currency: str, rate: Fraction
+    interval: str,
+    interval_count: int,
+    currency: str,
+    reporting_currency: str,
+    rate_numerator: int,
+    rate_denominator: int,
 ) -> tuple[int, int]:
-    # Exact rational factor, cached: a million events share a few thousand (plan, rate) pairs.
+    # Exact rational factor, cached: a million events share a few thousand (plan, rate)
+    # pairs. The rate comes as two integers because hashing a Fraction is slow.
     factor = monthly_factor(interval, interval_count)
     if currency != reporting_currency:
+        rate = Fraction(rate_numerator, rate_denominator)
         factor *= conversion_factor(currency, reporting_currency, rate)
     return factor.numerator, factor.denominator
 
@@ -172,19 +180,21 @@ def _movements(changes: list[tuple[int, str, int]]) -> list[Movement]:
     paying_since = 0
     paid_before = False
     rows: list[tuple[int, str, int, int, int]] = []
-    changes.sort(key=lambda change: change[0])
-    for instant, group in groupby(changes, key=lambda change: change[0]):
-        before = total
-        for _, subscription_id, mrr in group:
-            total += mrr - current.get(subscription_id, 0)
-            current[subscription_id] = mrr
-        if total == before:
+    changes.sort(key=itemgetter(0))
+    before = 0
+    for index, (instant, subscription_id, mrr) in enumerate(changes):
+        total += mrr - current.get(subscription_id, 0)
+        current[subscription_id] = mrr
+        # Changes at one instant are netted: decide once the instant's last change is in.
+        if index + 1 < len(changes) and changes[index + 1][0] == instant:
             continue
-        kind = _movement_type(before, total, paid_before)
-        if before == 0:
-            paying_since = instant
-            paid_before = True
-        rows.append((instant, kind, before, total, paying_since))
+        if total != before:
+            kind = _movement_type(before, total, paid_before)
+            if before == 0:
+                paying_since = instant
+                paid_before = True
+            rows.append((instant, kind, before, total, paying_since))
+        before = total
     return [
         Movement(at, kind, before, after, since, rows[i + 1][0] if i + 1 < len(rows) else None)
         for i, (at, kind, before, after, since) in enumerate(rows)
