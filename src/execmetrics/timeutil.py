@@ -6,6 +6,7 @@ any IANA time zone become plain integer comparisons in the analytics queries.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,6 +21,10 @@ def to_micros(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise TimestampError(f"timestamp {moment.isoformat()} has no time zone")
     return (moment - EPOCH) // MICROSECOND
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
 
 
 def from_micros(micros: int) -> datetime:

@@ -20,7 +20,7 @@ from execmetrics.ingest.staging import DATA_SETS, Stage
 from execmetrics.ledger.service import LedgerCounts, rebuild_ledger
 from execmetrics.settings_store import reporting_currency
 from execmetrics.store.tables import fx_rates, ingestions, subscription_events
-from execmetrics.timeutil import date_to_micros
+from execmetrics.timeutil import date_to_micros, now_micros
 
 BATCH = 5000
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -137,7 +137,7 @@ def ingest_sources(
         connection.execute(
             ingestions.update()
             .where(ingestions.c.id == ingestion_id)
-            .values(finished_at=to_micros_now(), counts={k: vars(c) for k, c in counts.items()})
+            .values(finished_at=now_micros(), counts={k: vars(c) for k, c in counts.items()})
         )
     return IngestResult(ingestion_id, counts, ledger, time.perf_counter() - started)
 
@@ -177,15 +177,9 @@ def _merge(
     return changes
 
 
-def to_micros_now() -> int:
-    return time.time_ns() // 1000
-
-
 def _start_ingestion(connection: Connection, actor: str, sources: list[str]) -> int:
     result = connection.execute(
-        ingestions.insert().values(
-            started_at=to_micros_now(), actor=actor, sources=sources, counts={}
-        )
+        ingestions.insert().values(started_at=now_micros(), actor=actor, sources=sources, counts={})
     )
     key = result.inserted_primary_key
     assert key is not None

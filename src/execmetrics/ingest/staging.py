@@ -8,7 +8,7 @@ events, and the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from execmetrics.ingest.problems import Problem, ProblemLog
 from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS
 from execmetrics.money import parse_rate
-from execmetrics.store.bulk import bulk_insert
+from execmetrics.store.bulk import bulk_insert, chunked
 from execmetrics.store.tables import (
     customers,
     fx_rates,
@@ -164,7 +164,7 @@ class Stage:
                         f"{original['source_file']}:{original['line']} with different content",
                     )
                 )  # fmt: skip
-        for chunk in _chunks(later):
+        for chunk in chunked(later, LOOKUP_CHUNK):
             self.connection.execute(delete(self.table).where(s.id.in_(chunk)))
         return repeats
 
@@ -283,8 +283,3 @@ def _same(name: str, new: Any, stored: Any) -> bool:
 
 def _shown(key: tuple[Any, ...]) -> str:
     return repr(key[0]) if len(key) == 1 else repr(tuple(str(part) for part in key))
-
-
-def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), LOOKUP_CHUNK):
-        yield values[start : start + LOOKUP_CHUNK]

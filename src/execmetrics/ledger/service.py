@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, select
 from execmetrics.fx import FxRates
 from execmetrics.ingest.problems import Problem, ProblemLog
 from execmetrics.ledger.replay import PricedEvent, SequenceError, replay_customer, subscription_mrr
-from execmetrics.store.bulk import bulk_insert, fetch_tuples
+from execmetrics.store.bulk import bulk_insert, chunked, fetch_tuples
 from execmetrics.store.tables import (
     customer_ledger,
     mrr_movements,
@@ -61,11 +61,6 @@ def problem_at(source: str, column: str | None, reason: str) -> Problem:
     if path and line.isdigit():
         return Problem(path, int(line), column, reason)
     return Problem(source, None, column, reason)
-
-
-def _chunks(keys: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(keys), CHUNK):
-        yield keys[start : start + CHUNK]
 
 
 def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog) -> PricedEvent:
@@ -131,7 +126,7 @@ def rebuild_ledger(
     ledger_empty = (
         connection.execute(select(customer_ledger.c.customer_key).limit(1)).first() is None
     )
-    for chunk in _chunks(sorted(customer_keys)):
+    for chunk in chunked(sorted(customer_keys), CHUNK):
         rows = fetch_tuples(
             connection,
             select(

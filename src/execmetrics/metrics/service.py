@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -283,13 +284,10 @@ def _marketing_spend(
 
 
 def _index_of(starts: Sequence[date], end: date, day: date) -> int | None:
+    """The index of the period containing `day`, if any."""
     if day < starts[0] or day >= end:
         return None
-    index = 0
-    for position, start in enumerate(starts):
-        if start <= day:
-            index = position
-    return index
+    return bisect_right(starts, day) - 1
 
 
 def _subscription_rows(connection: Connection, periods: list[Period], by: str) -> list[Row]:

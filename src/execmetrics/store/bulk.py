@@ -6,10 +6,18 @@ processing, which dominates the cost of loading a million events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table
+
+T = TypeVar("T")
+
+
+def chunked(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` values: for key lists in `IN (...)` clauses."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def bulk_insert(
