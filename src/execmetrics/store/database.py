@@ -24,6 +24,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
+    # Staging tables and sorts of a large ingest stay in memory rather than a temp file.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
