@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -57,7 +58,6 @@ class DataSet:
     key_label: str
 
 
-EVENT_FIELDS = EVENT_COLUMNS
 CUSTOMER_FIELDS = (*CUSTOMER_COLUMNS, "attributes")
 
 DATA_SETS = {
@@ -76,8 +76,8 @@ DATA_SETS = {
         "amount_minor", "marketing spend (month, source, campaign)",
     ),
     "subscription_events": DataSet(
-        "subscription_events", subscription_events, EVENT_FIELDS, ("event_id",), EVENT_FIELDS,
-        "event_id", "event_id",
+        "subscription_events", subscription_events, EVENT_COLUMNS, ("event_id",),
+        EVENT_COLUMNS, "event_id", "event_id",
     ),
 }  # fmt: skip
 
@@ -90,11 +90,9 @@ def _staging_type(data_set: DataSet, name: str) -> Any:
     return data_set.target.c[name].type
 
 
-def _record_value(name: str, value: Any) -> Any:
+def _canonical_json(value: Any) -> str:
     # Custom attributes are compared and stored as canonical JSON text.
-    if name == "attributes":
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 class Stage:
@@ -117,11 +115,13 @@ class Stage:
         self.rows = 0
 
     def add(self, source: str, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        names = ("source_file", "line", *self.data_set.columns)
-        values = [
-            (source, line, *(_record_value(n, record[n]) for n in self.data_set.columns))
-            for line, record in rows
-        ]
+        columns = self.data_set.columns
+        names = ("source_file", "line", *columns)
+        if "attributes" in columns:
+            for _, record in rows:
+                record["attributes"] = _canonical_json(record["attributes"])
+        fields = itemgetter(*columns)
+        values = [(source, line, *fields(record)) for line, record in rows]
         bulk_insert(self.connection, self.table, names, values)
         self.rows += len(values)
 
