@@ -107,7 +107,7 @@ def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | R
             # A short record leaves its last columns empty; the header still names them.
             values += [""] * (width - len(values))
         row: Row = dict(zip(header, values, strict=True))
-        nul = _nul_column(row)
+        nul = _nul_column(row) if "\x00" in "".join(values) else None
         yield line, (row if nul is None else RowError(nul, "contains a NUL character"))
     if records == 0:
         raise FileError(None, "empty file: a header but no rows")

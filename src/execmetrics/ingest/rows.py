@@ -194,7 +194,7 @@ def _minor_units(value: str | None, column: str) -> int:
 
 
 def _positive(value: str | None, column: str) -> int:
-    if value is None:
+    if value is None or value == "1":
         return 1
     if (
         value.isascii()
