@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import groupby
 from operator import itemgetter
@@ -63,7 +63,7 @@ def problem_at(source: str, column: str | None, reason: str) -> Problem:
     return Problem(source, None, column, reason)
 
 
-def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog) -> PricedEvent:
+def _price(row: Any, fx: FxRates, reporting_currency: str, problems: list[Problem]) -> PricedEvent:
     (
         event_id,
         subscription_id,
@@ -83,7 +83,7 @@ def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog)
     if kind != "cancel":
         rate = ONE if currency == reporting_currency else fx.rate_at(currency, occurred_at)
         if rate is None:
-            problems.add(
+            problems.append(
                 problem_at(
                     source,
                     "currency",
@@ -96,7 +96,7 @@ def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog)
                 amount_minor, quantity, interval, interval_count, currency, reporting_currency, rate
             )
             if mrr > MAX_SUBSCRIPTION_MRR:
-                problems.add(
+                problems.append(
                     problem_at(
                         source,
                         "amount_minor",
@@ -106,6 +106,51 @@ def _price(row: Any, fx: FxRates, reporting_currency: str, problems: ProblemLog)
     return PricedEvent(
         event_id, subscription_id, occurred_at, kind, plan_id, tier, mrr, trial_ends_at, source
     )
+
+
+@dataclass
+class ChunkLedger:
+    """The ledger rows of a chunk of customers, or the problems that refuse them."""
+
+    movements: list[tuple[Any, ...]] = field(default_factory=list)
+    spans: list[tuple[Any, ...]] = field(default_factory=list)
+    customers: list[tuple[Any, ...]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def replay_chunk(rows: list[tuple[Any, ...]], fx: FxRates, reporting_currency: str) -> ChunkLedger:
+    """Ledger rows from the events of whole customers, ordered by customer (pure)."""
+    ledger = ChunkLedger()
+    for customer_key, group in groupby(rows, key=itemgetter(0)):
+        events = [row[1:] for row in group]
+        priced = [_price(row, fx, reporting_currency, ledger.problems) for row in events]
+        try:
+            movements, spans = replay_customer(priced)
+        except SequenceError as refused:
+            ledger.problems.extend(
+                problem_at(error.event.source, "type", error.reason) for error in refused.all
+            )
+            continue
+        first_start = min(
+            (row for row in priced if row.type == "start"), key=lambda row: row.occurred_at
+        )
+        ledger.customers.append(
+            (
+                customer_key,
+                events[priced.index(first_start)][8],
+                movements[0].occurred_at if movements else None,
+            )
+        )
+        ledger.movements.extend(
+            (customer_key, m.occurred_at, m.type, m.mrr_before, m.mrr_after, m.paying_since,
+             m.next_at)
+            for m in movements
+        )  # fmt: skip
+        ledger.spans.extend(
+            (customer_key, s.subscription_id, s.plan_id, s.tier, s.valid_from, s.valid_to, s.mrr)
+            for s in spans
+        )
+    return ledger
 
 
 def rebuild_ledger(
@@ -121,102 +166,41 @@ def rebuild_ledger(
     Problems (sequence errors, missing fx rates) go to `problems`; the caller rolls back.
     """
     counts = LedgerCounts()
-    e = subscription_events.c
     # On a first ingest there is no ledger to replace, and no need to look for one.
     ledger_empty = (
         connection.execute(select(customer_ledger.c.customer_key).limit(1)).first() is None
     )
+
     for chunk in chunked(sorted(customer_keys), CHUNK):
-        rows = fetch_tuples(
-            connection,
-            select(
-                e.customer_key,
-                e.event_id,
-                e.subscription_id,
-                e.occurred_at,
-                e.type,
-                e.plan_id,
-                e.tier,
-                e.amount_minor,
-                e.quantity,
-                e.currency,
-                e.interval,
-                e.interval_count,
-                e.trial_ends_at,
-                e.source,
-            )
-            .where(e.customer_key.in_(chunk))
-            .order_by(e.customer_key),
-        )
-        movement_rows: list[tuple[Any, ...]] = []
-        span_rows: list[tuple[Any, ...]] = []
-        customer_rows: list[tuple[Any, ...]] = []
-        for customer_key, group in groupby(rows, key=itemgetter(0)):
-            events = [row[1:] for row in group]
-            priced = [_price(row, fx, reporting_currency, problems) for row in events]
-            try:
-                movements, spans = replay_customer(priced)
-            except SequenceError as refused:
-                for error in refused.all:
-                    problems.add(problem_at(error.event.source, "type", error.reason))
-                continue
-            first_start = min(
-                (row for row in priced if row.type == "start"), key=lambda row: row.occurred_at
-            )
-            customer_rows.append(
-                (
-                    customer_key,
-                    events[priced.index(first_start)][8],
-                    movements[0].occurred_at if movements else None,
-                )
-            )
-            movement_rows.extend(
-                (
-                    customer_key,
-                    m.occurred_at,
-                    m.type,
-                    m.mrr_before,
-                    m.mrr_after,
-                    m.paying_since,
-                    m.next_at,
-                )
-                for m in movements
-            )
-            span_rows.extend(
-                (
-                    customer_key,
-                    s.subscription_id,
-                    s.plan_id,
-                    s.tier,
-                    s.valid_from,
-                    s.valid_to,
-                    s.mrr,
-                )
-                for s in spans
-            )
-        if problems.total:
-            # Keep validating the rest, but there is no point writing a ledger to roll back.
-            if progress:
-                progress(len(chunk))
-            continue
-        _replace_ledger(
-            connection, [] if ledger_empty else chunk, movement_rows, span_rows, customer_rows
-        )
-        counts.customers += len(chunk)
-        counts.movements += len(movement_rows)
-        counts.spans += len(span_rows)
+        ledger = replay_chunk(_chunk_events(connection, chunk), fx, reporting_currency)
+        for problem in ledger.problems:
+            problems.add(problem)
+        # With problems, keep validating the rest, but write no ledger: it is rolled back.
+        if not problems.total:
+            _replace_ledger(connection, [] if ledger_empty else chunk, ledger)
+            counts.customers += len(chunk)
+            counts.movements += len(ledger.movements)
+            counts.spans += len(ledger.spans)
         if progress:
             progress(len(chunk))
     return counts
 
 
-def _replace_ledger(
-    connection: Connection,
-    chunk: Sequence[int],
-    movement_rows: list[tuple[Any, ...]],
-    span_rows: list[tuple[Any, ...]],
-    customer_rows: list[tuple[Any, ...]],
-) -> None:
+def _chunk_events(connection: Connection, chunk: Sequence[int]) -> list[tuple[Any, ...]]:
+    e = subscription_events.c
+    return fetch_tuples(
+        connection,
+        select(
+            e.customer_key, e.event_id, e.subscription_id, e.occurred_at, e.type, e.plan_id,
+            e.tier, e.amount_minor, e.quantity, e.currency, e.interval, e.interval_count,
+            e.trial_ends_at, e.source,
+        )
+        .where(e.customer_key.in_(chunk))
+        .order_by(e.customer_key),
+    )  # fmt: skip
+
+
+def _replace_ledger(connection: Connection, chunk: Sequence[int], ledger: ChunkLedger) -> None:
     # A customer's ledger rows exist when its customer_ledger row does: most customers of a
     # large ingest are new, and three deletes by key list would cost more than the lookup.
     stored = (
@@ -233,6 +217,6 @@ def _replace_ledger(
     if stored:
         for table in (mrr_movements, subscription_mrr_spans, customer_ledger):
             connection.execute(delete(table).where(table.c.customer_key.in_(stored)))
-    bulk_insert(connection, mrr_movements, MOVEMENT_COLUMNS, movement_rows)
-    bulk_insert(connection, subscription_mrr_spans, SPAN_COLUMNS, span_rows)
-    bulk_insert(connection, customer_ledger, CUSTOMER_LEDGER_COLUMNS, customer_rows)
+    bulk_insert(connection, mrr_movements, MOVEMENT_COLUMNS, ledger.movements)
+    bulk_insert(connection, subscription_mrr_spans, SPAN_COLUMNS, ledger.spans)
+    bulk_insert(connection, customer_ledger, CUSTOMER_LEDGER_COLUMNS, ledger.customers)
