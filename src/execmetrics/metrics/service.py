@@ -7,9 +7,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
@@ -24,12 +25,12 @@ from execmetrics.metrics.periods import (
     shift_periods,
     time_zone,
 )
-from execmetrics.money import conversion_factor, ratio_of_money, round_half_up
+from execmetrics.money import conversion_factor, divide_half_up, ratio_of_money, round_half_up
 from execmetrics.settings_store import gross_margin, reporting_currency
 from execmetrics.store.tables import marketing_spend
 
 LTV_CHURN_PERIODS = 6
-RATE_PLACES = Decimal("0.000001")
+RATE_DIGITS = 6
 
 FIELDS = (
     "period",
@@ -97,8 +98,9 @@ def as_decimal(value: Fraction | None) -> Decimal | None:
     """Rates are reported as decimals rounded half up to six places."""
     if value is None:
         return None
-    exact = Decimal(value.numerator) / Decimal(value.denominator)
-    return exact.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+    # Rounded once, on the exact fraction: no intermediate decimal division.
+    millionths = divide_half_up(value.numerator * 10**RATE_DIGITS, value.denominator)
+    return Decimal(millionths).scaleb(-RATE_DIGITS)
 
 
 def history_periods(interval: str) -> int:
@@ -123,7 +125,7 @@ def compute_metrics(
     if by in queries.SUBSCRIPTION_BREAKDOWNS:
         rows = _subscription_rows(connection, periods[extra:], by)
     else:
-        rows = _customer_rows(connection, periods, extra, interval, by, zone.key)
+        rows = _customer_rows(connection, periods, extra, interval, by, zone)
     return MetricsReport(currency, tz, interval, rows)
 
 
@@ -133,13 +135,12 @@ def _customer_rows(
     extra: int,
     interval: str,
     by: str | None,
-    tz: str,
+    zone: ZoneInfo,
 ) -> list[Row]:
     group = queries.customer_group(by)
     boundaries = [p.start_us for p in periods] + [periods[-1].end_us]
     opening = queries.opening_balances(connection, boundaries[0], group)
     flows = queries.period_flows(connection, boundaries, group)
-    zone = time_zone(tz)
     windows = [(local_midnight_us(add_months(p.end, -12), zone), p.end_us) for p in periods[extra:]]
     retention = queries.retention_12m(connection, windows, group)
     spend = _marketing_spend(connection, periods, by)
