@@ -183,13 +183,15 @@ def _instant(value: str | None, column: str) -> int:
 def _minor_units(value: str | None, column: str) -> int:
     if value is None:
         raise RowError(column, "required but empty")
-    amount = (
-        int(value)
-        if value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS
-        else int(_guard(column, parse_minor_units, value))
-    )
+    if not (value.isascii() and value.isdigit()):
+        amount = int(_guard(column, parse_minor_units, value))
+    elif len(value.lstrip("0")) > len(str(MAX_AMOUNT_MINOR)):
+        # Checked on the digits: int() of a very long string is slow and then refused.
+        amount = MAX_AMOUNT_MINOR + 1
+    else:
+        amount = int(value)
     if amount > MAX_AMOUNT_MINOR:
-        raise RowError(column, f"must be at most {MAX_AMOUNT_MINOR}, got {amount}")
+        raise RowError(column, f"must be at most {MAX_AMOUNT_MINOR}, got {shown_value(value)}")
     return amount
 
 
