@@ -139,6 +139,16 @@ def fresh_database(kind: str, tmp_path: Path, postgres: Callable[[], Engine]) ->
     yield engine
 
 
+@contextmanager
+def ingested(
+    stream: Stream, kind: str, tmp_path: Path, postgres: Callable[[], Engine]
+) -> Iterator[Engine]:
+    """A fresh database holding the whole stream, ingested in one batch."""
+    with fresh_database(kind, tmp_path, postgres) as engine:
+        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+        yield engine
+
+
 def _ledger(engine: Engine) -> tuple[list[Any], list[Any]]:
     with engine.connect() as connection:
         m = mrr_movements.c
@@ -234,8 +244,7 @@ def test_movement_and_customer_identities_hold_exactly(
     tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
-    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
-        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+    with ingested(stream, database_kind, tmp_path, postgres_factory) as engine:
         rows = metrics(engine, "2024-01", "2025-12", interval=interval, tz=tz)
     previous_end = None
     for row in rows:
@@ -266,8 +275,7 @@ def test_mrr_matches_the_definition_at_every_month_end(
     tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
-    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
-        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+    with ingested(stream, database_kind, tmp_path, postgres_factory) as engine:
         rows = metrics(engine, "2024-01", "2025-12")
     for row in rows:
         year, month = map(int, row["period"].split("-"))
@@ -284,8 +292,7 @@ def test_breakdown_groups_sum_to_the_total(
     tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
-    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
-        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+    with ingested(stream, database_kind, tmp_path, postgres_factory) as engine:
         totals = metrics(engine, "2024-01", "2025-12")
         groups = metrics(engine, "2024-01", "2025-12", by=by)
     for total in totals:
@@ -304,8 +311,7 @@ def test_any_order_and_batching_gives_the_same_ledger(
     tmp_path: Path,
     postgres_factory: Callable[[], Engine],
 ) -> None:
-    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
-        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+    with ingested(stream, database_kind, tmp_path, postgres_factory) as engine:
         expected = _ledger(engine)
     shuffled = list(stream.events)
     random.Random(seed).shuffle(shuffled)
@@ -333,8 +339,7 @@ def test_a_breakdown_with_one_group_reports_exactly_the_totals(
     stream: Stream, database_kind: str, tmp_path: Path, postgres_factory: Callable[[], Engine]
 ) -> None:
     # No customer has the attribute, so every customer is in the one group "(none)".
-    with fresh_database(database_kind, tmp_path, postgres_factory) as engine:
-        ingest(engine, stream.customers, stream.events, stream.fx_rates)
+    with ingested(stream, database_kind, tmp_path, postgres_factory) as engine:
         totals = metrics(engine, "2024-01", "2025-12")
         groups = metrics(engine, "2024-01", "2025-12", by="attr.none")
     if not groups:

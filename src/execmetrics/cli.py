@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +20,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from execmetrics import render
 from execmetrics.config import get_settings
@@ -34,6 +34,7 @@ from execmetrics.metrics.periods import (
     parse_label,
     period_start,
     shift_periods,
+    time_zone,
 )
 from execmetrics.metrics.queries import BreakdownError
 from execmetrics.metrics.service import FIELDS, MetricsError, MetricsReport, compute_metrics
@@ -88,15 +89,22 @@ def _check_choice(value: str, choices: tuple[str, ...], parameter: str) -> None:
         raise _fail(f"{parameter}: expected one of {', '.join(choices)}, got {value!r}")
 
 
-def _range(first: str | None, last: str | None, interval: str, tz: str) -> tuple[date, date]:
-    today = datetime.now(UTC).date()
+def _range(
+    first: str | None, last: str | None, interval: str, tz: str, periods: int = 12
+) -> tuple[date, date]:
+    """--from and --to, by default the last `periods` complete periods in the time zone."""
+    today = datetime.now(time_zone(tz)).date()
     end = (
         parse_label(last, "to")
         if last
         else shift_periods(period_start(today, interval), interval, 1)
     )
-    start = parse_label(first, "from") if first else shift_periods(end, interval, 11)
+    start = parse_label(first, "from") if first else shift_periods(end, interval, periods - 1)
     return start, end
+
+
+def _customer_count(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(customers)).scalar_one())
 
 
 def _print_rows(report: MetricsReport, columns: tuple[str, ...], output: str, title: str) -> None:
@@ -288,7 +296,7 @@ def demo(
         return
     engine = _engine(db)
     with engine.connect() as connection:
-        existing = connection.execute(select(func.count()).select_from(customers)).scalar_one()
+        existing = _customer_count(connection)
     if existing:
         # The demo is for an empty database: never mix invented customers into real data.
         console.print(
@@ -330,14 +338,16 @@ def report(
     """The executive report: headline figures for the last complete month and its movements."""
     engine = _engine(db)
     with engine.connect() as connection:
-        if not connection.execute(select(func.count()).select_from(customers)).scalar():
+        if not _customer_count(connection):
             raise _fail(
                 "the database holds no data yet: run `execmetrics ingest DIR` "
                 "or `execmetrics demo`",
                 1,
             )
-        start, end = _range(None, None, "month", tz)
-        start = shift_periods(end, "month", months - 1)
+        try:
+            start, end = _range(None, None, "month", tz, periods=months)
+        except PeriodError as error:
+            raise _fail(str(error)) from None
         result = compute_metrics(connection, start, end, "month", tz)
     console.print(render.executive_report(result, "Executive report"))
 
@@ -361,7 +371,7 @@ def settings_show(db: DbOption = None) -> None:
 def settings_set(key: str, value: str, db: DbOption = None) -> None:
     """Change a setting (reporting_currency only before any data is ingested)."""
     with _engine(db).begin() as connection:
-        empty = not connection.execute(select(func.count()).select_from(customers)).scalar()
+        empty = not _customer_count(connection)
         try:
             set_setting(connection, key, value, database_is_empty=empty)
         except SettingError as error:

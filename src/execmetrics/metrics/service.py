@@ -143,7 +143,7 @@ def _customer_rows(
     flows = queries.period_flows(connection, boundaries, group)
     windows = [(local_midnight_us(add_months(p.end, -12), zone), p.end_us) for p in periods[extra:]]
     retention = queries.retention_12m(connection, windows, group)
-    spend = _marketing_spend(connection, periods, by)
+    spend = _marketing_spend(connection, periods, by, reporting_currency(connection))
     margin = gross_margin(connection)
     # Spend on a source or campaign that won no customers still forms a group.
     keys = set(opening) | {key for _, key in flows} | {key for _, key in spend}
@@ -252,26 +252,27 @@ def _finish(row: Row) -> None:
 
 
 def _marketing_spend(
-    connection: Connection, periods: Sequence[Period], by: str | None
+    connection: Connection, periods: Sequence[Period], by: str | None, currency: str
 ) -> dict[tuple[int, Any], int]:
     """Spend per (period index, group), converted at the rate in force on the period's first
     day; a month's spend belongs to the period containing the month's first day."""
     if by not in (None, "source", "campaign"):
         return {}
-    currency = reporting_currency(connection)
-    fx = load_fx_rates(connection)
     m = marketing_spend.c
+    rows = connection.execute(
+        select(m.month, m.source, m.campaign, m.amount_minor, m.currency)
+    ).all()
+    # The rate table is needed only for spend in another currency.
+    fx = load_fx_rates(connection) if any(row.currency != currency for row in rows) else None
     totals: dict[tuple[int, Any], Fraction] = defaultdict(Fraction)
     starts = [p.start for p in periods]
-    for row in connection.execute(
-        select(m.month, m.source, m.campaign, m.amount_minor, m.currency)
-    ):
+    for row in rows:
         first_day = date.fromisoformat(f"{row.month}-01")
         index = _index_of(starts, periods[-1].end, first_day)
         if index is None:
             continue
         amount = Fraction(row.amount_minor)
-        if row.currency != currency:
+        if fx is not None and row.currency != currency:
             period_rate = fx.rate_on(row.currency, periods[index].start)
             if period_rate is None:
                 raise MetricsError(
