@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Chart.js, from the npm package pinned in assets/package-lock.json.
+CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run test lint bench clean
+.PHONY: run serve test lint bench assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,11 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/execmetrics demo --customers 5000 --months 36 --seed 7
-	$(BIN)/execmetrics report
+$(CHART_JS): assets/package-lock.json
+	npm ci --prefix assets --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $(CHART_JS))
+	cp assets/node_modules/chart.js/dist/chart.umd.js $(CHART_JS)
 
-test: $(STAMP)
+assets: $(CHART_JS)
+
+# The demo company when the database is empty, then the server with a one-time admin sign-in.
+run: $(STAMP) $(CHART_JS)
+	$(BIN)/execmetrics demo --customers 5000 --months 36 --seed 7
+	$(BIN)/execmetrics serve --first-admin
+
+test: $(STAMP) $(CHART_JS)
 	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
@@ -28,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/revenue_engine.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

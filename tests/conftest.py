@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from tests.database import truncate_all
 
 from execmetrics.store.database import open_database
-from execmetrics.store.tables import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EXECMETRICS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,12 +42,6 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _truncate(engine: Engine) -> None:
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database."""
@@ -57,9 +51,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         sqlite_engine.dispose()
         return
     postgres: Engine = request.getfixturevalue("postgres_engine")
-    _truncate(postgres)
+    truncate_all(postgres)
     yield postgres
-    _truncate(postgres)
+    truncate_all(postgres)
 
 
 @pytest.fixture

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from tests.builders import cancel, customer, fx, ingest, metrics, start
+from tests.database import truncate_all
 
 from execmetrics.ledger.replay import subscription_mrr
 from execmetrics.money import parse_rate
 from execmetrics.store.database import open_database
-from execmetrics.store.tables import metadata, mrr_movements, subscription_mrr_spans
+from execmetrics.store.tables import mrr_movements, subscription_mrr_spans
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 ADDITIVE = (
@@ -133,9 +134,7 @@ def fresh_database(kind: str, tmp_path: Path, postgres: Callable[[], Engine]) ->
             engine.dispose()
         return
     engine = postgres()
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    truncate_all(engine)
     yield engine
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import secrets
 import sys
 import tempfile
-from datetime import date, datetime
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -23,24 +26,32 @@ from rich.progress import (
 from sqlalchemy import Connection, Engine, func, select
 
 from execmetrics import render
-from execmetrics.config import get_settings
+from execmetrics.accounts.roles import ROLE_NAMES, Role
+from execmetrics.accounts.service import (
+    create_token,
+    create_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+)
+from execmetrics.audit.chain import AuditEntry, append, verify
+from execmetrics.config import SettingsError, get_settings
 from execmetrics.demo import DemoFiles, DemoSpec, write_demo
+from execmetrics.errors import ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
     PeriodError,
-    parse_label,
-    period_start,
-    shift_periods,
-    time_zone,
+    default_range,
 )
 from execmetrics.metrics.queries import BreakdownError
 from execmetrics.metrics.service import FIELDS, MetricsError, MetricsReport, compute_metrics
 from execmetrics.settings_store import SettingError, all_settings, set_setting
 from execmetrics.store.database import open_database
 from execmetrics.store.tables import customers
+from execmetrics.timeutil import format_micros, now_micros, parse_duration
 
 app = typer.Typer(
     help="Executive SaaS metrics from your subscription data.",
@@ -49,8 +60,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 settings_app = typer.Typer(help="Per-database settings.", no_args_is_help=True)
+users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(settings_app, name="settings")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
 
 # Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -87,20 +104,6 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _check_choice(value: str, choices: tuple[str, ...], parameter: str) -> None:
     if value not in choices:
         raise _fail(f"{parameter}: expected one of {', '.join(choices)}, got {value!r}")
-
-
-def _range(
-    first: str | None, last: str | None, interval: str, tz: str, periods: int = 12
-) -> tuple[date, date]:
-    """--from and --to, by default the last `periods` complete periods in the time zone."""
-    today = datetime.now(time_zone(tz)).date()
-    end = (
-        parse_label(last, "to")
-        if last
-        else shift_periods(period_start(today, interval), interval, 1)
-    )
-    start = parse_label(first, "from") if first else shift_periods(end, interval, periods - 1)
-    return start, end
 
 
 def _customer_count(connection: Connection) -> int:
@@ -218,7 +221,7 @@ def metrics(
     _check_choice(output, render.FORMATS, "--format")
     _check_choice(interval, INTERVALS, "--interval")
     try:
-        start, end = _range(first, last, interval, tz)
+        start, end = default_range(first, last, interval, tz)
         engine = _engine(db)
         with engine.connect() as connection:
             report = compute_metrics(connection, start, end, interval, tz, by)
@@ -264,7 +267,7 @@ def cohorts(
     _check_choice(output, render.FORMATS, "--format")
     _check_choice(interval, INTERVALS, "--interval")
     try:
-        start, end = _range(first, last, interval, tz)
+        start, end = default_range(first, last, interval, tz)
         with _engine(db).connect() as connection:
             report = compute_cohorts(connection, start, end, interval, tz)
     except PeriodError as error:
@@ -345,7 +348,7 @@ def report(
                 1,
             )
         try:
-            start, end = _range(None, None, "month", tz, periods=months)
+            start, end = default_range(None, None, "month", tz, periods=months)
         except PeriodError as error:
             raise _fail(str(error)) from None
         result = compute_metrics(connection, start, end, "month", tz)
@@ -374,9 +377,184 @@ def settings_set(key: str, value: str, db: DbOption = None) -> None:
         empty = not _customer_count(connection)
         try:
             set_setting(connection, key, value, database_is_empty=empty)
+            _cli_audit(connection, "settings set", f"setting:{key}", value=value)
         except SettingError as error:
             raise _fail(str(error)) from None
     console.print(f"{key} = {value}")
+
+
+def _cli_audit(connection: Connection, action: str, resource: str, **parameters: object) -> None:
+    """Changes made from the command line are audited like those made through the API."""
+    append(
+        connection,
+        AuditEntry(
+            request_id=uuid.uuid4().hex,
+            identity=f"cli:{getpass.getuser()}",
+            role=Role.ADMIN.value,
+            action=action,
+            resource=resource,
+            parameters=dict(parameters),
+            client="local",
+        ),
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return str(password)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option("--email")],
+    role: Annotated[str, typer.Option("--role", help=", ".join(ROLE_NAMES))],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create a dashboard user (prompts for the password)."""
+    _check_choice(role, ROLE_NAMES, "--role")
+    password = _read_password(password_stdin)
+    try:
+        with _engine(db).begin() as connection:
+            create_user(connection, email, password, Role(role))
+            _cli_audit(connection, "users create", f"user:{email.strip().lower()}", role=role)
+    except ServiceError as error:
+        raise _fail(error.detail) from None
+    console.print(f"created {role} {email.strip().lower()}")
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None) -> None:
+    """Every dashboard user."""
+    with _engine(db).connect() as connection:
+        for user in list_users(connection):
+            state = "disabled" if user["disabled_at"] else "active"
+            console.print(f"{user['email']}  {user['role']}  {state}", highlight=False)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help=", ".join(ROLE_NAMES))],
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime: 90d, 12h or 30m.")] = "90d",
+    db: DbOption = None,
+) -> None:
+    """Create an API token and print it, once: only its hash is stored."""
+    _check_choice(role, ROLE_NAMES, "--role")
+    try:
+        lifetime = parse_duration(expires)
+    except ValueError as error:
+        raise _fail(f"--expires: {error}") from None
+    try:
+        with _engine(db).begin() as connection:
+            token, expires_at = create_token(connection, name, Role(role), lifetime)
+            _cli_audit(connection, "tokens create", f"token:{name}", role=role, expires=expires)
+    except ServiceError as error:
+        raise _fail(error.detail) from None
+    errors.print(
+        f"token {name!r} ({role}) expires {format_micros(expires_at)}; it is shown only now:"
+    )
+    sys.stdout.write(token + "\n")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str, db: DbOption = None) -> None:
+    """Revoke an API token at once."""
+    try:
+        with _engine(db).begin() as connection:
+            revoke_token(connection, name)
+            _cli_audit(connection, "tokens revoke", f"token:{name}")
+    except ServiceError as error:
+        raise _fail(error.detail, 1) from None
+    console.print(f"revoked {name}")
+
+
+@tokens_app.command("list")
+def tokens_list(db: DbOption = None) -> None:
+    """Every API token (never the token itself)."""
+    now = now_micros()
+    with _engine(db).connect() as connection:
+        for token in list_tokens(connection):
+            state = (
+                "revoked" if token["revoked_at"]
+                else "expired" if int(str(token["expires_at"])) <= now
+                else f"expires {format_micros(int(str(token['expires_at'])))}"
+            )  # fmt: skip
+            console.print(f"{token['name']}  {token['role']}  {state}", highlight=False)
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None) -> None:
+    """Check the audit trail's hash chain; exit 1 at the first broken record."""
+    with _engine(db).connect() as connection:
+        result = verify(connection)
+    if result.intact:
+        console.print(f"audit trail intact: {result.records:,} records, head {result.head_hash}")
+        return
+    errors.print(
+        f"[red]audit trail broken[/] at record {result.broken_seq}: {result.reason} "
+        f"({result.records:,} records before it are intact)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
+    first_admin: Annotated[
+        bool,
+        typer.Option(
+            "--first-admin", help="With no users yet, create an admin and print a one-time sign-in."
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Serve the API and the dashboard."""
+    import uvicorn
+
+    if db:
+        os.environ["EXECMETRICS_DATABASE_URL"] = db
+    settings = get_settings()
+    try:
+        settings.check_for_serving()
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+    engine = open_database(settings.database_url)
+    if first_admin:
+        _create_first_admin(engine)
+    console.print(f"execmetrics is serving on http://{host}:{port}/", highlight=False)
+    uvicorn.run(
+        "execmetrics.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        log_config=None,
+        server_header=False,
+    )
+
+
+def _create_first_admin(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if list_users(connection):
+            return
+        email, password = "admin@localhost.localdomain", secrets.token_urlsafe(18)
+        create_user(connection, email, password, Role.ADMIN)
+        _cli_audit(connection, "users create", f"user:{email}", role="admin", first_admin=True)
+    console.print(
+        f"first admin created; sign in once as [bold]{email}[/] with password "
+        f"[bold]{password}[/] and create your own users (`execmetrics users create`)",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

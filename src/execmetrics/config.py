@@ -1,18 +1,75 @@
-"""Process settings, from the environment (prefix EXECMETRICS_) or a .env file."""
+"""Process settings, from the environment (prefix EXECMETRICS_) or a .env file.
+
+Every setting is documented in docs/configuration.md.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_PATH = Path("var") / "execmetrics.db"
+DEVELOPMENT_SECRET = "development-only-secret-change-me"
+
+
+class SettingsError(ValueError):
+    """Settings that must not be used to serve (for example a default secret in production)."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECMETRICS_", env_file=".env", extra="ignore")
 
+    environment: Literal["development", "production"] = "development"
     database_url: str = f"sqlite:///{DEFAULT_DATABASE_PATH}"
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+
+    # Requests per hour and identity, by role.
+    rate_limit_viewer: Annotated[int, Field(ge=1)] = 100
+    rate_limit_analyst: Annotated[int, Field(ge=1)] = 100
+    rate_limit_executive: Annotated[int, Field(ge=1)] = 100
+    rate_limit_admin: Annotated[int, Field(ge=1)] = 1000
+    signin_attempts_per_account: Annotated[int, Field(ge=1)] = 5
+    signin_attempts_per_client: Annotated[int, Field(ge=1)] = 20
+    signin_window_seconds: Annotated[int, Field(ge=1)] = 900
+
+    session_hours: Annotated[int, Field(ge=1)] = 12
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    cors_origins: Annotated[list[str], NoDecode] = []
+    trusted_proxies: str = "127.0.0.1"
+
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_role_claim: str = "execmetrics_role"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_origins(cls, values: dict[str, object]) -> dict[str, object]:
+        origins = values.get("cors_origins")
+        if isinstance(origins, str):
+            values["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
+        return values
+
+    def rate_limit(self, role: str) -> int:
+        return int(getattr(self, f"rate_limit_{role}"))
+
+    def check_for_serving(self) -> None:
+        """Refuse to serve outside development with a default or weak secret."""
+        if self.environment == "development":
+            return
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET or len(secret) < 32:
+            raise SettingsError(
+                "EXECMETRICS_SECRET_KEY: set a random secret of at least 32 characters "
+                "outside development"
+            )
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise SettingsError("EXECMETRICS_JWT_SECRET: at least 32 characters are required")
 
 
 def get_settings() -> Settings:

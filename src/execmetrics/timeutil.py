@@ -58,3 +58,14 @@ def parse_timestamp(text: str) -> int:
 
 def format_micros(micros: int) -> str:
     return from_micros(micros).isoformat().replace("+00:00", "Z")
+
+
+_DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60}
+
+
+def parse_duration(text: str) -> int:
+    """`90d`, `12h` or `30m` as microseconds."""
+    value, unit = text.strip()[:-1], text.strip()[-1:]
+    if unit not in _DURATION_UNITS or not value.isdigit() or not 0 < int(value) <= 100_000:
+        raise ValueError(f"expected a duration such as 90d, 12h or 30m, got {text!r}")
+    return int(value) * _DURATION_UNITS[unit] * 10**6

@@ -43,7 +43,7 @@ def _open_text(path: Path) -> IO[str]:
     return path.open("r", encoding="utf-8-sig", errors="strict", newline="")
 
 
-def _scalar(value: object, column: str) -> str | None:
+def scalar_text(value: object, column: str) -> str | None:
     # Money and counts are validated as text, so a JSON 49.0 is refused like a CSV "49.0".
     if value is None:
         return None
@@ -156,7 +156,7 @@ def _json_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | 
             yield line_no, RowError(None, "expected a JSON object per line")
             continue
         try:
-            row = {str(k): _scalar(v, str(k)) for k, v in record.items()}
+            row = {str(k): scalar_text(v, str(k)) for k, v in record.items()}
         except RowError as error:
             yield line_no, error
             continue

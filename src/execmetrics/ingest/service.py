@@ -112,33 +112,43 @@ def ingest_sources(
     progress: IngestProgress | None = None,
 ) -> IngestResult:
     """Ingest (kind, source name, rows) in one transaction; raises IngestError, writing nothing."""
+    with engine.begin() as connection:
+        return ingest_in_transaction(connection, sources, actor, progress)
+
+
+def ingest_in_transaction(
+    connection: Connection,
+    sources: list[tuple[str, str, Iterable[tuple[int, Row | RowError]]]],
+    actor: str = "cli",
+    progress: IngestProgress | None = None,
+) -> IngestResult:
+    """Ingest within the caller's transaction, which must be rolled back on IngestError."""
     started = time.perf_counter()
     progress = progress or IngestProgress()
     problems = ProblemLog()
     counts = {kind: KindCounts() for kind in KINDS}
-    with engine.begin() as connection:
-        ingestion_id = _start_ingestion(connection, actor, [name for _, name, _ in sources])
-        stages = {kind: Stage(connection, DATA_SETS[kind]) for kind in KINDS}
-        for kind, name, rows in sorted(sources, key=lambda item: KINDS.index(item[0])):
-            if progress.on_file:
-                progress.on_file(kind, Path(name))
-            _stage_rows(stages[kind], name, rows, counts[kind], problems, progress)
-        changes = _merge(connection, stages, counts, problems, ingestion_id)
-        fx = load_fx_rates(connection)
-        currency = reporting_currency(connection)
-        _check_marketing_fx(changes.spend, fx, currency, problems)
-        affected = _affected_customers(connection, changes)
-        if progress.on_ledger_start:
-            progress.on_ledger_start(len(affected))
-        ledger = rebuild_ledger(connection, affected, fx, currency, problems, progress.on_ledger)
-        problems.raise_if_any()
-        for stage in stages.values():
-            stage.drop()
-        connection.execute(
-            ingestions.update()
-            .where(ingestions.c.id == ingestion_id)
-            .values(finished_at=now_micros(), counts={k: vars(c) for k, c in counts.items()})
-        )
+    ingestion_id = _start_ingestion(connection, actor, [name for _, name, _ in sources])
+    stages = {kind: Stage(connection, DATA_SETS[kind]) for kind in KINDS}
+    for kind, name, rows in sorted(sources, key=lambda item: KINDS.index(item[0])):
+        if progress.on_file:
+            progress.on_file(kind, Path(name))
+        _stage_rows(stages[kind], name, rows, counts[kind], problems, progress)
+    changes = _merge(connection, stages, counts, problems, ingestion_id)
+    fx = load_fx_rates(connection)
+    currency = reporting_currency(connection)
+    _check_marketing_fx(changes.spend, fx, currency, problems)
+    affected = _affected_customers(connection, changes)
+    if progress.on_ledger_start:
+        progress.on_ledger_start(len(affected))
+    ledger = rebuild_ledger(connection, affected, fx, currency, problems, progress.on_ledger)
+    problems.raise_if_any()
+    for stage in stages.values():
+        stage.drop()
+    connection.execute(
+        ingestions.update()
+        .where(ingestions.c.id == ingestion_id)
+        .values(finished_at=now_micros(), counts={k: vars(c) for k, c in counts.items()})
+    )
     return IngestResult(ingestion_id, counts, ledger, time.perf_counter() - started)
 
 
@@ -290,3 +300,13 @@ def _new_day_ranges(all_days: list[date], new_days: set[date]) -> list[tuple[dat
     if run_start is not None:
         ranges.append((run_start, None))
     return ranges
+
+
+def ingestion_history(
+    connection: Connection, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Ingestions newest first: who, when, which sources, how many rows of each kind."""
+    query = select(ingestions).order_by(ingestions.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(ingestions.c.id < before)
+    return [dict(row._mapping) for row in connection.execute(query)]

@@ -13,6 +13,8 @@ from execmetrics.timeutil import to_micros
 INTERVALS = ("week", "month", "quarter", "year")
 # How many periods back "the same period one year earlier" is.
 PERIODS_PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "year": 1}
+# The longest range a request may ask for: ten years of weeks, 43 years of months.
+MAX_PERIODS = 520
 
 
 class PeriodError(ValueError):
@@ -125,11 +127,28 @@ def periods_between(first: date, last: date, interval: str, zone: ZoneInfo) -> l
     stop = period_start(last, interval)
     if start > stop:
         raise PeriodError("to", "must not be before --from")
-    periods = []
+    periods: list[Period] = []
     while start <= stop:
+        if len(periods) == MAX_PERIODS + PERIODS_PER_YEAR["week"]:
+            # Room for the year of history that year-on-year figures read before --from.
+            raise PeriodError("from", f"the range is longer than {MAX_PERIODS} periods")
         periods.append(make_period(start, interval, zone))
         start = periods[-1].end
     return periods
+
+
+def default_range(
+    first: str | None, last: str | None, interval: str, tz: str, periods: int = 12
+) -> tuple[date, date]:
+    """`from` and `to` as dates; by default the last `periods` complete periods in the zone."""
+    today = datetime.now(time_zone(tz)).date()
+    end = (
+        parse_label(last, "to")
+        if last
+        else shift_periods(period_start(today, interval), interval, 1)
+    )
+    start = parse_label(first, "from") if first else shift_periods(end, interval, periods - 1)
+    return start, end
 
 
 def shift_periods(start: date, interval: str, count: int) -> date:

@@ -158,3 +158,61 @@ subscription_mrr_spans = Table(
     Column("mrr", BigInteger, nullable=False),
     Index("ix_subscription_mrr_spans_customer", "customer_key"),
 )
+
+# Identities of the server. Passwords and tokens are stored only as hashes.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    # SHA-256 of the token: it carries 256 random bits, so no salt or slow hash is needed.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# The append-only audit trail: each record holds the hash of the one before it (seq - 1), so
+# an edited, deleted, inserted or reordered record breaks the chain. The unique seq and
+# prev_hash make a fork impossible.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("identity", String(400), nullable=False),
+    Column("role", String(20)),
+    Column("action", String(100), nullable=False),
+    Column("resource", String(400), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("client", String(64)),
+    Column("user_agent", String(400)),
+    Column("outcome", String(40), nullable=False),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)

@@ -1,0 +1,1 @@
+"""Who may use the server: roles, users, API tokens, dashboard sessions and external JWTs."""

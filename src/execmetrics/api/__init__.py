@@ -1,0 +1,1 @@
+"""The HTTP server: the versioned JSON API, the dashboard pages, and what guards them."""

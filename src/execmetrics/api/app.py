@@ -1,0 +1,72 @@
+"""The FastAPI application: API routes, dashboard pages, and the guards around them."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
+
+from execmetrics import __version__
+from execmetrics.accounts.jwt import JwtVerifier
+from execmetrics.api import problems
+from execmetrics.api.deps import ServerState
+from execmetrics.api.middleware import RequestGuard
+from execmetrics.api.routes import admin, events, health, metrics
+from execmetrics.config import Settings
+from execmetrics.logs import configure_json_logging
+from execmetrics.ratelimit import make_limiter
+from execmetrics.store.database import open_database
+from execmetrics.web import pages
+
+DESCRIPTION = """Exact SaaS metrics of one subscription business: MRR, ARR and their movements,
+churn, retention, LTV, CAC and cohorts (definitions in docs/metrics.md).
+
+Authenticate with `Authorization: Bearer <token>`: an API token (`execmetrics tokens create`)
+or a JWT carrying a role claim. Errors are RFC 9457 `application/problem+json`."""
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    app = FastAPI(
+        title="execmetrics",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.server = ServerState(
+        settings=settings,
+        engine=engine or open_database(settings.database_url),
+        limiter=make_limiter(settings.redis_url),
+        jwt=JwtVerifier.from_settings(settings),
+    )
+    problems.install(app)
+    for module in (health, metrics, events, admin):
+        app.include_router(module.router)
+    pages.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Retry-After",
+            ],
+        )
+    app.add_middleware(
+        RequestGuard, engine=app.state.server.engine, max_body_bytes=settings.max_body_bytes
+    )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for `uvicorn --factory` and server worker processes: settings from the
+    environment, refused outside development with a default secret."""
+    settings = Settings()
+    settings.check_for_serving()
+    configure_json_logging()
+    return create_app(settings)

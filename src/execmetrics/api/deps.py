@@ -1,0 +1,157 @@
+"""Request dependencies: the database transaction, the caller, and role requirements.
+
+Every route declares the least role it needs with one of the `*Caller` aliases below (or is
+listed in PUBLIC_ROUTES); tests/api/test_route_roles.py walks every route against every role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine, func, select
+
+from execmetrics.accounts.jwt import JwtVerifier
+from execmetrics.accounts.roles import Role
+from execmetrics.accounts.service import TOKEN_PREFIX, Identity, session_for, token_identity
+from execmetrics.audit.chain import AuditEntry
+from execmetrics.config import Settings
+from execmetrics.errors import Forbidden, NotAuthenticated
+from execmetrics.ratelimit import Limiter
+
+SESSION_COOKIE = "execmetrics_session"
+# Routes anyone may call: health checks, the sign-in form, static assets, the API schema.
+PUBLIC_ROUTES = {
+    "/healthz",
+    "/readyz",
+    "/sign-in",
+    "/static",
+    "/openapi.json",
+}
+# Query parameters never written to the audit trail.
+SECRET_PARAMETERS = {"password", "token", "csrf_token", "access_token"}
+
+
+@dataclass(frozen=True)
+class ServerState:
+    settings: Settings
+    engine: Engine
+    limiter: Limiter
+    jwt: JwtVerifier | None
+
+
+def server(request: Request) -> ServerState:
+    state: ServerState = request.app.state.server
+    return state
+
+
+ServerDep = Annotated[ServerState, Depends(server)]
+
+
+def database(request: Request) -> Iterator[Connection]:
+    """One transaction per request: committed when the route returns, rolled back when it
+    raises. Services never commit."""
+    with server(request).engine.begin() as connection:
+        yield connection
+
+
+DbDep = Annotated[Connection, Depends(database)]
+
+
+def set_database_role(connection: Connection, role: Role | None) -> None:
+    """Tell PostgreSQL's row-level security who is asking, for this transaction only (so a
+    pooled connection never carries it to the next request)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            select(func.set_config("execmetrics.role", role.value if role else "", True))
+        )
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _audit_entry(request: Request, identity: Identity | None) -> AuditEntry:
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    parameters: dict[str, Any] = {
+        key: value for key, value in request.query_params.items() if key not in SECRET_PARAMETERS
+    }
+    return AuditEntry(
+        request_id=request.state.request_id,
+        identity=identity.label if identity else "anonymous",
+        role=identity.role.value if identity else None,
+        action=f"{request.method} {template}",
+        resource=request.url.path[:400],
+        parameters=parameters,
+        client=client_address(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def authenticate(request: Request, connection: Connection, state: ServerState) -> Identity:
+    """The caller from a bearer token (API token or JWT) or, for reads, the session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if header:
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise NotAuthenticated("expected 'Authorization: Bearer <token>'")
+        credential = credential.strip()
+        if credential.startswith(TOKEN_PREFIX):
+            identity = token_identity(connection, credential)
+            if identity is None:
+                raise NotAuthenticated("the token is unknown, expired or revoked")
+            return identity
+        if state.jwt is not None and credential.count(".") == 2:
+            return state.jwt.identity(credential)
+        raise NotAuthenticated("the bearer credential is not a token this server accepts")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and request.method in ("GET", "HEAD"):
+        session = session_for(connection, cookie)
+        if session is not None:
+            request.state.csrf_token = session.csrf_token
+            return session.identity
+    raise NotAuthenticated("sign in, or send 'Authorization: Bearer <token>'")
+
+
+def require(role: Role) -> Callable[..., Identity]:
+    """A dependency that admits callers holding `role` or a more privileged one."""
+
+    def dependency(request: Request, connection: DbDep, state: ServerDep) -> Identity:
+        request.state.audit = _audit_entry(request, None)
+        identity = authenticate(request, connection, state)
+        request.state.audit = _audit_entry(request, identity)
+        request.state.identity = identity
+        request.state.rate_limit = state.limiter.check_request(
+            identity.label, state.settings.rate_limit(identity.role.value)
+        )
+        if not identity.role.includes(role):
+            raise Forbidden(
+                f"this needs the {role.value} role or above; you are {identity.role.value}"
+            )
+        set_database_role(connection, identity.role)
+        return identity
+
+    dependency.required_role = role  # type: ignore[attr-defined]
+    return dependency
+
+
+ViewerCaller = Annotated[Identity, Depends(require(Role.VIEWER))]
+AnalystCaller = Annotated[Identity, Depends(require(Role.ANALYST))]
+ExecutiveCaller = Annotated[Identity, Depends(require(Role.EXECUTIVE))]
+AdminCaller = Annotated[Identity, Depends(require(Role.ADMIN))]
+
+
+def required_role(route: Any) -> Role | None:
+    """The role a route's dependencies require, or None when it declares none."""
+    dependant = getattr(route, "dependant", None)
+    pending = list(dependant.dependencies) if dependant is not None else []
+    while pending:
+        dependant = pending.pop()
+        role = getattr(dependant.call, "required_role", None)
+        if role is not None:
+            return role  # type: ignore[no-any-return]
+        pending.extend(dependant.dependencies)
+    return None

@@ -1,0 +1,119 @@
+"""Every error as RFC 9457 problem+json, with a stable `type`; never a stack trace or SQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from execmetrics.errors import RateLimited, ServiceError
+from execmetrics.ingest.problems import IngestError
+from execmetrics.metrics.periods import PeriodError
+from execmetrics.metrics.queries import BreakdownError
+
+log = logging.getLogger("execmetrics.api")
+
+PROBLEM_BASE = "https://execmetrics.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+HTTP_TYPES = {
+    400: ("bad-request", "Bad request"),
+    401: ("not-authenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed for this role"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    type_slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + type_slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+        **extra,
+    }
+    return JSONResponse(body, status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="execmetrics"'}
+    extra = {k: v for k, v in error.extra.items() if isinstance(v, str | int | float | bool)}
+    return problem(request, error.status, error.type, error.title, error.detail, headers, **extra)
+
+
+def _parameter_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, PeriodError | BreakdownError)
+    parameter = error.parameter if isinstance(error, PeriodError) else "by"
+    detail = str(error).removeprefix(f"{parameter}: ")
+    return problem(
+        request, 422, "invalid-parameter", "Invalid parameter", f"{parameter}: {detail}",
+        parameter=parameter,
+    )  # fmt: skip
+
+
+def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"location": ".".join(str(part) for part in e["loc"]), "reason": e["msg"]}
+        for e in error.errors()
+    ]
+    first = errors[0] if errors else {"location": "request", "reason": "invalid"}
+    parameter = first["location"].split(".")[-1] if errors else "request"
+    return problem(
+        request, 422, "invalid-parameter", "Invalid parameter",
+        f"{first['location']}: {first['reason']}", parameter=parameter, errors=errors[:100],
+    )  # fmt: skip
+
+
+def _ingest_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, IngestError)
+    return problem(
+        request, 422, "invalid-input", "Input refused; nothing was written",
+        f"{error.total} problem(s) in the input",
+        problems=[p.as_dict() for p in error.problems], total=error.total,
+    )  # fmt: skip
+
+
+def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    slug, title = HTTP_TYPES.get(error.status_code, ("http-error", "HTTP error"))
+    detail = error.detail if isinstance(error.detail, str) else title
+    return problem(request, error.status_code, slug, title, detail, dict(error.headers or {}))
+
+
+def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception(
+        "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
+    )
+    return problem(
+        request, 500, "internal-error", "Internal error", "the server failed; the error is logged"
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(PeriodError, _parameter_error)
+    app.add_exception_handler(BreakdownError, _parameter_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IngestError, _ingest_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

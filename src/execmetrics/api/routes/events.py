@@ -1,0 +1,85 @@
+"""Ingesting JSON batches, with the validation and all-or-nothing rule of `execmetrics ingest`,
+and the history of ingestions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller
+from execmetrics.api.schemas import EventBatch, IngestionPage, IngestOut, KindCountsOut
+from execmetrics.audit.chain import append
+from execmetrics.ingest.problems import RowError
+from execmetrics.ingest.readers import Row, scalar_text
+from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS, REQUIRED_COLUMNS
+from execmetrics.ingest.service import ingest_in_transaction, ingestion_history
+
+router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+
+Kind = Literal["customers", "subscription_events", "fx_rates", "marketing_spend"]
+# Fields a row of each kind may have; customers also take custom attributes.
+KNOWN_FIELDS = {
+    "customers": set(CUSTOMER_COLUMNS),
+    "subscription_events": set(EVENT_COLUMNS),
+    "fx_rates": {"date", "currency", "rate"},
+    "marketing_spend": {"month", "source", "campaign", "amount_minor", "currency"},
+}
+
+
+def _rows(kind: str, batch: EventBatch) -> Iterator[tuple[int, Row | RowError]]:
+    """Rows numbered from 1, as `rows[N]` in problem reports."""
+    for number, record in enumerate(batch.rows, start=1):
+        unknown = sorted(set(record) - KNOWN_FIELDS[kind]) if kind != "customers" else []
+        missing = [column for column in REQUIRED_COLUMNS[kind] if column not in record]
+        if unknown:
+            yield number, RowError(unknown[0], "unknown field")
+        elif missing:
+            yield number, RowError(missing[0], "required but missing")
+        else:
+            try:
+                yield number, {key: scalar_text(value, key) for key, value in record.items()}
+            except RowError as error:
+                yield number, error
+
+
+@router.post("/events/{kind}", response_model=IngestOut)
+def ingest_batch(
+    request: Request, caller: ExecutiveCaller, connection: DbDep, kind: Kind, batch: EventBatch
+) -> IngestOut:
+    """Validate and store a batch in one transaction: every row or none. Rows whose id is
+    already stored with the same content are counted as unchanged."""
+    result = ingest_in_transaction(
+        connection, [(kind, f"{kind}.rows", _rows(kind, batch))], actor=caller.label
+    )
+    counts = result.counts[kind]
+    entry = request.state.audit
+    entry.outcome = "200"
+    entry.parameters = {
+        "kind": kind,
+        "rows": len(batch.rows),
+        "inserted": counts.inserted,
+        "unchanged": counts.unchanged,
+        "ingestion_id": result.ingestion_id,
+    }
+    # Recorded in the ingestion's own transaction: both are written, or neither.
+    append(connection, entry)
+    request.state.audit_written = True
+    return IngestOut(
+        ingestion_id=result.ingestion_id,
+        counts={kind: KindCountsOut(**vars(counts))},
+        ledger_customers=result.ledger.customers,
+        ledger_movements=result.ledger.movements,
+    )
+
+
+@router.get("/ingestions", response_model=IngestionPage)
+def ingestions(
+    _: AnalystCaller,
+    connection: DbDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> IngestionPage:
+    """Ingestions, newest first: who, when, which sources and how many rows."""
+    return IngestionPage.model_validate({"items": ingestion_history(connection, limit, before)})

@@ -1,0 +1,169 @@
+"""Request bodies and documented response shapes of the API (Pydantic v2, extra fields
+forbidden so a body cannot smuggle in fields such as a role)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from execmetrics.accounts.roles import Role
+
+MAX_BATCH_ROWS = 10_000
+Scalar = str | int | float | bool | None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricsDocument(Strict):
+    currency: str
+    timezone: str
+    interval: Literal["week", "month", "quarter", "year"]
+    rows: list[dict[str, Any]]
+
+
+class Figure(Strict):
+    value: int | float | None
+    previous: int | float | None
+    trend: list[int | float | None] | None = None
+
+
+class Headline(Strict):
+    period: str
+    metrics: dict[str, Figure]
+
+
+class SummaryDocument(Strict):
+    currency: str
+    timezone: str
+    as_of: str
+    latest_complete: Headline
+    month_to_date: Headline
+
+
+class EventBatch(Strict):
+    rows: list[dict[str, Scalar]] = Field(min_length=1, max_length=MAX_BATCH_ROWS)
+
+
+class KindCountsOut(Strict):
+    received: int
+    inserted: int
+    unchanged: int
+
+
+class IngestOut(Strict):
+    ingestion_id: int
+    counts: dict[str, KindCountsOut]
+    ledger_customers: int
+    ledger_movements: int
+
+
+class IngestionOut(Strict):
+    id: int
+    started_at: int
+    finished_at: int | None
+    actor: str
+    sources: list[str]
+    counts: dict[str, Any]
+
+
+class IngestionPage(Strict):
+    items: list[IngestionOut]
+
+
+class CustomerRow(Strict):
+    customer_id: str
+    name: str | None
+    country: str | None
+    segment: str | None
+    acquisition_source: str | None
+    mrr: int
+    billing_currency: str | None
+
+
+class CustomerPage(Strict):
+    items: list[CustomerRow]
+    next_after: str | None
+
+
+class Movement(Strict):
+    occurred_at: str
+    type: str
+    mrr_before: int
+    mrr_after: int
+
+
+class CustomerOut(Strict):
+    customer_id: str
+    name: str | None
+    country: str | None
+    segment: str | None
+    employees: int | None
+    acquisition_source: str | None
+    acquisition_campaign: str | None
+    attributes: dict[str, Any]
+    mrr: int
+    movements: list[Movement]
+
+
+class AuditRecord(Strict):
+    seq: int
+    at: int
+    request_id: str
+    identity: str
+    role: str | None
+    action: str
+    resource: str
+    parameters: dict[str, Any]
+    client: str | None
+    user_agent: str | None
+    outcome: str
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(Strict):
+    items: list[AuditRecord]
+    next_after: int | None
+
+
+class UserIn(Strict):
+    email: str = Field(max_length=320)
+    password: str = Field(min_length=12, max_length=1024)
+    role: Role
+
+
+class UserOut(Strict):
+    id: int
+    email: str
+    role: str
+    created_at: int
+    disabled_at: int | None
+
+
+class TokenIn(Strict):
+    name: str = Field(max_length=100)
+    role: Role
+    expires_days: int = Field(90, ge=1, le=3650)
+
+
+class TokenCreated(Strict):
+    name: str
+    role: str
+    token: str
+    expires_at: int
+
+
+class TokenOut(Strict):
+    name: str
+    role: str
+    created_at: int
+    expires_at: int
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+class Health(Strict):
+    status: Literal["ok"]

@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages, their templates and static assets."""

@@ -1,0 +1,202 @@
+"""Dashboard pages: sign-in, sign-out and the executive overview.
+
+Pages render their data on the server, so a page view costs one rate-limited request; the
+browser only draws the charts (static/overview.js, with Chart.js from the pinned npm package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from importlib.resources import files
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from execmetrics import render
+from execmetrics.accounts.roles import Role
+from execmetrics.accounts.service import (
+    Identity,
+    authenticate_password,
+    create_session,
+    end_session,
+    same_secret,
+)
+from execmetrics.api.deps import (
+    SESSION_COOKIE,
+    DbDep,
+    ServerDep,
+    _audit_entry,
+    client_address,
+    require,
+)
+from execmetrics.errors import NotAuthenticated
+from execmetrics.metrics.periods import default_range
+from execmetrics.metrics.service import compute_metrics
+from execmetrics.metrics.summary import compute_summary
+from execmetrics.money import currency_exponent
+
+CSRF_COOKIE = "execmetrics_csrf"
+CHART_MONTHS = 24
+CHART_SERIES = (
+    "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr", "churned_mrr", "mrr_end",
+)  # fmt: skip
+TEMPLATES = Jinja2Templates(directory=str(files("execmetrics.web") / "templates"))
+TEMPLATES.env.filters["figure"] = lambda value, name, currency: render.format_value(
+    name, value, currency
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+class SignInRequired(Exception):
+    """An unauthenticated page view: answered with a redirect to the sign-in page."""
+
+
+def page_caller(role: Role) -> Any:
+    api_dependency = require(role)
+
+    def dependency(request: Request, connection: DbDep, state: ServerDep) -> Identity:
+        try:
+            return api_dependency(request, connection, state)
+        except NotAuthenticated:
+            raise SignInRequired from None
+
+    dependency.required_role = role  # type: ignore[attr-defined]
+    return dependency
+
+
+ViewerPage = Annotated[Identity, Depends(page_caller(Role.VIEWER))]
+
+
+def _signin_csrf(secret_key: str, nonce: str) -> str:
+    return hmac.new(secret_key.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def _cookie_options(request: Request) -> dict[str, Any]:
+    return {
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+        "path": "/",
+    }
+
+
+def _sign_in_page(
+    request: Request, state: ServerDep, error: str | None = None, status: int = 200
+) -> Response:
+    nonce = secrets.token_urlsafe(32)
+    response = TEMPLATES.TemplateResponse(
+        request,
+        "sign_in.html",
+        {"csrf": _signin_csrf(state.settings.secret_key.get_secret_value(), nonce), "error": error},
+        status_code=status,
+    )
+    response.set_cookie(CSRF_COOKIE, nonce, max_age=3600, **_cookie_options(request))
+    return response
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_form(request: Request, state: ServerDep) -> Response:
+    return _sign_in_page(request, state)
+
+
+@router.post("/sign-in", response_class=HTMLResponse)
+def sign_in(
+    request: Request,
+    connection: DbDep,
+    state: ServerDep,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(max_length=128)],
+) -> Response:
+    account = email.strip().lower()
+    entry = _audit_entry(request, None)
+    entry.action, entry.identity, entry.parameters = "sign-in", f"user:{account}", {}
+    request.state.audit = entry
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    expected = _signin_csrf(state.settings.secret_key.get_secret_value(), nonce)
+    if not nonce or not same_secret(csrf, expected):
+        return _sign_in_page(request, state, "The form expired; please sign in again.", 403)
+    settings = state.settings
+    client = client_address(request)
+    state.limiter.check_signin(
+        account, client, settings.signin_attempts_per_account,
+        settings.signin_attempts_per_client, settings.signin_window_seconds,
+    )  # fmt: skip
+    user_id = authenticate_password(connection, account, password)
+    if user_id is None:
+        state.limiter.signin_failed(account, client, settings.signin_attempts_per_account,
+                                    settings.signin_window_seconds)  # fmt: skip
+        return _sign_in_page(request, state, "Wrong email or password.", 401)
+    state.limiter.signin_succeeded(account)
+    session, _ = create_session(connection, user_id, settings.session_hours)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, session, max_age=settings.session_hours * 3600, **_cookie_options(request)
+    )
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(
+    request: Request,
+    caller: ViewerPage,
+    connection: DbDep,
+    csrf: Annotated[str, Form(max_length=128)],
+) -> Response:
+    expected = getattr(request.state, "csrf_token", "")
+    if not expected or not same_secret(csrf, expected):
+        return Response("CSRF token mismatch", status_code=403, media_type="text/plain")
+    end_session(connection, request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Response:
+    summary = compute_summary(connection)
+    chart: dict[str, Any] | None = None
+    if caller.role.includes(Role.ANALYST):
+        start, end = default_range(None, None, "month", "UTC", periods=CHART_MONTHS)
+        rows = compute_metrics(connection, start, end).rows
+        chart = {
+            "currency": summary["currency"],
+            "exponent": currency_exponent(summary["currency"]),
+            "labels": [row["period"] for row in rows],
+            "series": {name: [row[name] for row in rows] for name in CHART_SERIES},
+        }
+    trends = {
+        name: figure.get("trend", [])
+        for name, figure in summary["latest_complete"]["metrics"].items()
+    }
+    return TEMPLATES.TemplateResponse(
+        request,
+        "overview.html",
+        {
+            "user": caller,
+            "summary": summary,
+            "csrf": request.state.csrf_token,
+            "chart_json": json.dumps(chart, default=float) if chart else None,
+            "trends_json": json.dumps(trends, default=float),
+        },
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount(
+        "/static", StaticFiles(directory=str(files("execmetrics.web") / "static")), name="static"
+    )
+
+    async def redirect_to_sign_in(request: Request, _: Exception) -> Response:
+        return RedirectResponse("/sign-in", status_code=303)
+
+    app.add_exception_handler(SignInRequired, redirect_to_sign_in)
