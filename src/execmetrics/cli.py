@@ -543,6 +543,23 @@ def serve(
     )
 
 
+@app.command()
+def openapi(
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the API's OpenAPI schema (docs/openapi.json is this, committed)."""
+    from execmetrics.api.app import create_app
+    from execmetrics.config import Settings
+    from execmetrics.store.database import make_engine
+
+    schema = create_app(Settings(), engine=make_engine("sqlite://")).openapi()
+    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+
+
 def _create_first_admin(engine: Engine) -> None:
     with engine.begin() as connection:
         if list_users(connection):

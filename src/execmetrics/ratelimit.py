@@ -185,22 +185,17 @@ class Limiter:
     backend: Backend
 
     def check_request(self, identity: str, limit: int) -> Decision:
-        """Count one request of an identity against its hourly limit; raises RateLimited.
+        """Count one request of an identity against its hourly limit; `allowed` says whether
+        it may proceed.
 
         Fails open when Redis is unreachable: reads stay available, and the failure is
         logged.
         """
         try:
-            decision = self.backend.take("req:" + identity, limit, HOUR)
+            return self.backend.take("req:" + identity, limit, HOUR)
         except redis.RedisError as error:
             log.warning("rate limit not applied, Redis unreachable: %s", error)
             return Decision(True, limit, limit, HOUR)
-        if not decision.allowed:
-            raise RateLimited(
-                f"at most {limit} requests per hour for this identity",
-                retry_after=decision.reset_seconds,
-            )
-        return decision
 
     def check_signin(self, account: str, client: str, per_account: int, per_client: int,
                      window: int) -> None:  # fmt: skip

@@ -18,7 +18,7 @@ from execmetrics.accounts.roles import Role
 from execmetrics.accounts.service import TOKEN_PREFIX, Identity, session_for, token_identity
 from execmetrics.audit.chain import AuditEntry
 from execmetrics.config import Settings
-from execmetrics.errors import Forbidden, NotAuthenticated
+from execmetrics.errors import Forbidden, NotAuthenticated, RateLimited
 from execmetrics.ratelimit import Limiter
 
 SESSION_COOKIE = "execmetrics_session"
@@ -27,6 +27,7 @@ PUBLIC_ROUTES = {
     "/healthz",
     "/readyz",
     "/sign-in",
+    "/sign-out",
     "/static",
     "/openapi.json",
 }
@@ -57,7 +58,9 @@ def database(request: Request) -> Iterator[Connection]:
         yield connection
 
 
-DbDep = Annotated[Connection, Depends(database)]
+# scope="function": committed when the route returns, before the response is sent (and before
+# the guard writes the audit record on a connection of its own).
+DbDep = Annotated[Connection, Depends(database, scope="function")]
 
 
 def set_database_role(connection: Connection, role: Role | None) -> None:
@@ -124,9 +127,14 @@ def require(role: Role) -> Callable[..., Identity]:
         identity = authenticate(request, connection, state)
         request.state.audit = _audit_entry(request, identity)
         request.state.identity = identity
-        request.state.rate_limit = state.limiter.check_request(
-            identity.label, state.settings.rate_limit(identity.role.value)
-        )
+        limit = state.settings.rate_limit(identity.role.value)
+        decision = state.limiter.check_request(identity.label, limit)
+        request.state.rate_limit = decision
+        if not decision.allowed:
+            raise RateLimited(
+                f"at most {limit} requests per hour for this identity",
+                retry_after=decision.reset_seconds,
+            )
         if not identity.role.includes(role):
             raise Forbidden(
                 f"this needs the {role.value} role or above; you are {identity.role.value}"

@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from execmetrics.errors import RateLimited, ServiceError
 from execmetrics.ingest.problems import IngestError
@@ -27,6 +30,37 @@ HTTP_TYPES = {
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, with the request id and, for a bad parameter, its name."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    parameter: str | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    schema = ProblemDocument.model_json_schema()
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
+
+
+# Every API route may answer with these; the schema says so.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("The body cannot be read (not UTF-8 or not JSON)"),
+    401: _documented("Missing, unknown, expired or revoked credentials"),
+    403: _documented("The caller's role does not allow this"),
+    404: _documented("Not found"),
+    413: _documented("Request body too large"),
+    422: _documented("A parameter or the body is invalid; `parameter` names it"),
+    429: _documented("Rate limit reached; see Retry-After"),
+    500: _documented("The server failed; the error is logged, never shown"),
+    503: _documented("The database or the audit trail is unavailable"),
 }
 
 
@@ -93,11 +127,25 @@ def _ingest_error(request: Request, error: Exception) -> JSONResponse:
     )  # fmt: skip
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers to: the router names only those of the first route
+    matching the path, when GET and POST of one path are separate routes."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        match, _ = context.route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(context.route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     slug, title = HTTP_TYPES.get(error.status_code, ("http-error", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
-    return problem(request, error.status_code, slug, title, detail, dict(error.headers or {}))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem(request, error.status_code, slug, title, detail, headers)
 
 
 def _unexpected(request: Request, error: Exception) -> JSONResponse:

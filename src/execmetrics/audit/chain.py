@@ -54,6 +54,14 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
 
 
+def _fit(column: str, value: str) -> str:
+    """A value as the column can store it: NUL characters (which PostgreSQL text refuses)
+    replaced, and cut to the column's length, so no request goes unrecorded for its shape."""
+    length = getattr(audit_log.c[column].type, "length", None)
+    value = value.replace("\x00", "\ufffd")
+    return value[:length] if length else value
+
+
 def append(connection: Connection, entry: AuditEntry) -> int:
     """Append within the caller's transaction; returns the record's seq."""
     if connection.dialect.name == "postgresql":
@@ -67,7 +75,10 @@ def append(connection: Connection, entry: AuditEntry) -> int:
         **asdict(entry),
         "prev_hash": head.hash if head else GENESIS,
     }
-    record["user_agent"] = (record["user_agent"] or None) and record["user_agent"][:400]
+    record["user_agent"] = record["user_agent"] or None
+    for name, value in record.items():
+        if isinstance(value, str):
+            record[name] = _fit(name, value)
     record["hash"] = record_hash(record)
     connection.execute(insert(audit_log).values(**record))
     return int(record["seq"])

@@ -13,6 +13,8 @@ from execmetrics.timeutil import to_micros
 INTERVALS = ("week", "month", "quarter", "year")
 # How many periods back "the same period one year earlier" is.
 PERIODS_PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "year": 1}
+# Periods are in these years, which leaves room for a year of history before the first.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 # The longest range a request may ask for: ten years of weeks, 43 years of months.
 MAX_PERIODS = 520
 
@@ -100,9 +102,14 @@ def parse_label(text: str, parameter: str) -> date:
         match = pattern.fullmatch(text.strip())
         if match:
             try:
-                return to_date(match)
+                day = to_date(match)
             except ValueError:
                 break
+            if not FIRST_YEAR <= day.year <= LAST_YEAR:
+                raise PeriodError(
+                    parameter, f"years {FIRST_YEAR} to {LAST_YEAR} only, got {text!r}"
+                )
+            return day
     raise PeriodError(
         parameter, f"expected a period such as 2024-01, 2024-W05, 2024-Q1 or 2024, got {text!r}"
     )

@@ -26,6 +26,7 @@ from execmetrics.accounts.service import (
     create_session,
     end_session,
     same_secret,
+    session_for,
 )
 from execmetrics.api.deps import (
     SESSION_COOKIE,
@@ -147,14 +148,19 @@ def sign_in(
 @router.post("/sign-out")
 def sign_out(
     request: Request,
-    caller: ViewerPage,
     connection: DbDep,
     csrf: Annotated[str, Form(max_length=128)],
 ) -> Response:
-    expected = getattr(request.state, "csrf_token", "")
-    if not expected or not same_secret(csrf, expected):
-        return Response("CSRF token mismatch", status_code=403, media_type="text/plain")
-    end_session(connection, request.cookies.get(SESSION_COOKIE, ""))
+    # Cookies authenticate only reads (GET/HEAD), so this form checks its session itself.
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    session = session_for(connection, cookie)
+    entry = _audit_entry(request, session.identity if session else None)
+    entry.action, entry.parameters = "sign-out", {}
+    request.state.audit = entry
+    if session is not None:
+        if not same_secret(csrf, session.csrf_token):
+            return Response("CSRF token mismatch", status_code=403, media_type="text/plain")
+        end_session(connection, cookie)
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -183,7 +189,7 @@ def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Respons
         {
             "user": caller,
             "summary": summary,
-            "csrf": request.state.csrf_token,
+            "csrf": getattr(request.state, "csrf_token", ""),
             "chart_json": json.dumps(chart, default=float) if chart else None,
             "trends_json": json.dumps(trends, default=float),
         },

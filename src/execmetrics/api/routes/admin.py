@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from execmetrics.accounts import service as accounts
 from execmetrics.api.deps import AdminCaller, DbDep
+from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import (
     AuditPage,
     AuditRecord,
@@ -21,7 +22,7 @@ from execmetrics.api.schemas import (
 from execmetrics.settings_store import all_settings
 from execmetrics.store.tables import audit_log
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], responses=PROBLEM_RESPONSES)
 DAY = 86_400 * 10**6
 
 

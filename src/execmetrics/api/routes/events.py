@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller
+from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import EventBatch, IngestionPage, IngestOut, KindCountsOut
 from execmetrics.audit.chain import append
 from execmetrics.ingest.problems import RowError
@@ -16,7 +17,7 @@ from execmetrics.ingest.readers import Row, scalar_text
 from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS, REQUIRED_COLUMNS
 from execmetrics.ingest.service import ingest_in_transaction, ingestion_history
 
-router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+router = APIRouter(prefix="/api/v1", tags=["ingestion"], responses=PROBLEM_RESPONSES)
 
 Kind = Literal["customers", "subscription_events", "fx_rates", "marketing_spend"]
 # Fields a row of each kind may have; customers also take custom attributes.

@@ -7,10 +7,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from execmetrics.api.deps import ServerDep
+from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import Health
 from execmetrics.errors import Unavailable
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/healthz")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from execmetrics import render
 from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller, ViewerCaller
+from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import CustomerOut, CustomerPage, MetricsDocument, SummaryDocument
 from execmetrics.metrics.cohorts import compute_cohorts
 from execmetrics.metrics.customers import customer_detail, customer_page
@@ -15,9 +16,9 @@ from execmetrics.metrics.periods import default_range
 from execmetrics.metrics.service import compute_metrics
 from execmetrics.metrics.summary import compute_summary
 
-router = APIRouter(prefix="/api/v1", tags=["metrics"])
+router = APIRouter(prefix="/api/v1", tags=["metrics"], responses=PROBLEM_RESPONSES)
 
-PERIOD_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?|-W[0-9]{2}|-Q[1-4])?$"
+PERIOD_PATTERN = r"^(19|2[0-9])[0-9]{2}(-[0-9]{2}(-[0-9]{2})?|-W[0-9]{2}|-Q[1-4])?$"
 From = Annotated[
     str | None,
     Query(

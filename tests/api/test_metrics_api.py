@@ -1,0 +1,82 @@
+"""The metrics, cohorts and summary routes answer with the revenue engine's numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from tests.api.conftest import TokenFor, bearer
+from typer.testing import CliRunner
+
+from execmetrics.accounts.roles import Role
+from execmetrics.cli import app as cli
+from execmetrics.metrics.periods import period_start, shift_periods
+from execmetrics.metrics.service import compute_metrics
+
+
+def test_metrics_and_cohorts_are_exactly_what_the_cli_prints(
+    demo_engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    url = demo_engine.url.render_as_string(hide_password=False)
+    headers = bearer(token_for(Role.ANALYST))
+    for command, query in [
+        (["metrics", "--from", "2025-01", "--to", "2025-06"], "from=2025-01&to=2025-06"),
+        (["metrics", "--from", "2025-01", "--to", "2025-03", "--by", "segment",
+          "--tz", "Europe/London"], "from=2025-01&to=2025-03&by=segment&tz=Europe/London"),
+        (["metrics", "--from", "2024-Q1", "--to", "2025-Q2", "--interval", "quarter"],
+         "from=2024-Q1&to=2025-Q2&interval=quarter"),
+        (["cohorts", "--from", "2025-01", "--to", "2025-04"], "from=2025-01&to=2025-04"),
+    ]:  # fmt: skip
+        printed = CliRunner().invoke(cli, [*command, "--format", "json", "--db", url])
+        assert printed.exit_code == 0, printed.output
+        served = client.get(f"/api/v1/{command[0]}?{query}", headers=headers)
+        assert served.status_code == 200
+        assert served.text == printed.stdout
+        assert json.loads(served.text)["rows"]
+
+
+def test_the_summary_holds_the_latest_complete_month_and_the_month_to_date(
+    demo_engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    response = client.get("/api/v1/summary", headers=bearer(token_for(Role.VIEWER)))
+    assert response.status_code == 200
+    summary = response.json()
+    current = period_start(date.today(), "month")
+    with demo_engine.connect() as connection:
+        rows = compute_metrics(connection, shift_periods(current, "month", 2), current).rows
+    before, latest, to_date = rows
+    headline = summary["latest_complete"]
+    assert headline["period"] == latest["period"]
+    assert headline["metrics"]["mrr"] == {
+        "value": latest["mrr_end"],
+        "previous": before["mrr_end"],
+        "trend": headline["metrics"]["mrr"]["trend"],
+    }
+    assert headline["metrics"]["mrr"]["trend"][-2:] == [before["mrr_end"], latest["mrr_end"]]
+    assert len(headline["metrics"]["mrr"]["trend"]) == 12
+    assert headline["metrics"]["customers"]["value"] == latest["customers_end"]
+    assert headline["metrics"]["arr"]["value"] == 12 * latest["mrr_end"]
+    mtd = summary["month_to_date"]
+    assert mtd["period"] == to_date["period"]
+    assert mtd["metrics"]["net_new_mrr"] == {
+        "value": to_date["net_new_mrr"],
+        "previous": latest["net_new_mrr"],
+        "trend": None,
+    }
+    assert summary["currency"] == "GBP"
+
+
+def test_customer_level_rows_are_for_executives(
+    demo_engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    executive = bearer(token_for(Role.EXECUTIVE))
+    page = client.get("/api/v1/customers?limit=5", headers=executive).json()
+    assert len(page["items"]) == 5 and page["next_after"] == page["items"][-1]["customer_id"]
+    detail = client.get(f"/api/v1/customers/{page['items'][0]['customer_id']}", headers=executive)
+    assert detail.status_code == 200
+    assert client.get("/api/v1/customers/nobody", headers=executive).status_code == 404
+    assert (
+        client.get("/api/v1/customers", headers=bearer(token_for(Role.ANALYST))).status_code == 403
+    )
