@@ -76,7 +76,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _audit_entry(request: Request, identity: Identity | None) -> AuditEntry:
+def audit_entry(request: Request, identity: Identity | None) -> AuditEntry:
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
     parameters: dict[str, Any] = {
@@ -123,9 +123,9 @@ def require(role: Role) -> Callable[..., Identity]:
     """A dependency that admits callers holding `role` or a more privileged one."""
 
     def dependency(request: Request, connection: DbDep, state: ServerDep) -> Identity:
-        request.state.audit = _audit_entry(request, None)
+        request.state.audit = audit_entry(request, None)
         identity = authenticate(request, connection, state)
-        request.state.audit = _audit_entry(request, identity)
+        request.state.audit = audit_entry(request, identity)
         request.state.identity = identity
         limit = state.settings.rate_limit(identity.role.value)
         decision = state.limiter.check_request(identity.label, limit)

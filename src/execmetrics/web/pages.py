@@ -32,7 +32,7 @@ from execmetrics.api.deps import (
     SESSION_COOKIE,
     DbDep,
     ServerDep,
-    _audit_entry,
+    audit_entry,
     client_address,
     require,
 )
@@ -117,7 +117,7 @@ def sign_in(
     csrf: Annotated[str, Form(max_length=128)],
 ) -> Response:
     account = email.strip().lower()
-    entry = _audit_entry(request, None)
+    entry = audit_entry(request, None)
     entry.action, entry.identity, entry.parameters = "sign-in", f"user:{account}", {}
     request.state.audit = entry
     nonce = request.cookies.get(CSRF_COOKIE, "")
@@ -154,7 +154,7 @@ def sign_out(
     # Cookies authenticate only reads (GET/HEAD), so this form checks its session itself.
     cookie = request.cookies.get(SESSION_COOKIE, "")
     session = session_for(connection, cookie)
-    entry = _audit_entry(request, session.identity if session else None)
+    entry = audit_entry(request, session.identity if session else None)
     entry.action, entry.parameters = "sign-out", {}
     request.state.audit = entry
     if session is not None:
