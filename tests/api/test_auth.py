@@ -43,11 +43,11 @@ def test_expired_and_revoked_tokens_are_401(
     assert expired.json()["type"].endswith("/not-authenticated")
 
     other = token_for(Role.EXECUTIVE)
-    name = other.split("_", 1)[0]
     with engine.begin() as connection:
+        # The only unexpired token is the new one.
         row = connection.execute(select(api_tokens.c.name).where(api_tokens.c.expires_at > 1)).one()
         revoke_token(connection, row.name)
-    assert name and client.get("/api/v1/ingestions", headers=bearer(other)).status_code == 401
+    assert client.get("/api/v1/ingestions", headers=bearer(other)).status_code == 401
 
 
 @pytest.mark.parametrize(

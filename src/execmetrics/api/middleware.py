@@ -21,8 +21,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from execmetrics.api.problems import HTTP_TYPES, PROBLEM_MEDIA_TYPE, problem_body
 from execmetrics.audit.chain import AuditEntry, append_now
-from execmetrics.errors import ServiceError
+from execmetrics.errors import ServiceError, Unavailable
 
 log = logging.getLogger("execmetrics.access")
 
@@ -56,22 +57,15 @@ def _security_headers(headers: MutableHeaders, https: bool, path: str) -> None:
 
 
 def _problem_message(
-    status: int, slug: str, title: str, detail: str, request_id: str
+    status: int, slug: str, title: str, detail: str, path: str, request_id: str
 ) -> tuple[Message, Message]:
-    body = json.dumps(
-        {
-            "type": f"https://execmetrics.dev/problems/{slug}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "request_id": request_id,
-        }
-    ).encode()
+    """A problem response sent by the guard itself, before or instead of the app's."""
+    body = json.dumps(problem_body(status, slug, title, detail, path, request_id)).encode()
     start: Message = {
         "type": "http.response.start",
         "status": status,
         "headers": [
-            (b"content-type", b"application/problem+json"),
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
     }
@@ -100,9 +94,8 @@ class RequestGuard:
         declared = request_headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             start, body = _problem_message(
-                413, "payload-too-large", "Request body too large",
-                f"at most {self.max_body_bytes} bytes", request_id,
-            )  # fmt: skip
+                413, *HTTP_TYPES[413], f"at most {self.max_body_bytes} bytes", path, request_id
+            )
             await self._send_start(start, send, https, path, request_id, state)
             await send(body)
             return
@@ -135,8 +128,9 @@ class RequestGuard:
                         )
                         replaced = True
                         start, body = _problem_message(
-                            503, "audit-unavailable", "Service unavailable",
-                            "the request could not be recorded in the audit trail", request_id,
+                            503, "audit-unavailable", Unavailable.title,
+                            "the request could not be recorded in the audit trail",
+                            path, request_id,
                         )  # fmt: skip
                         await self._send_start(start, send, https, path, request_id, state)
                         await send(body)

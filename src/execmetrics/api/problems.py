@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from execmetrics.errors import RateLimited, ServiceError
+from execmetrics.errors import Forbidden, NotAuthenticated, NotFound, RateLimited, ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.metrics.periods import PeriodError
 from execmetrics.metrics.queries import BreakdownError
@@ -24,9 +24,9 @@ PROBLEM_BASE = "https://execmetrics.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 HTTP_TYPES = {
     400: ("bad-request", "Bad request"),
-    401: ("not-authenticated", "Authentication required"),
-    403: ("forbidden", "Not allowed for this role"),
-    404: ("not-found", "Not found"),
+    **{
+        error.status: (error.type, error.title) for error in (NotAuthenticated, Forbidden, NotFound)
+    },
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
@@ -64,6 +64,21 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def problem_body(
+    status: int, type_slug: str, title: str, detail: str, instance: str, request_id: str | None,
+    **extra: Any,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": PROBLEM_BASE + type_slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+        **extra,
+    }
+
+
 def problem(
     request: Request,
     status: int,
@@ -73,15 +88,8 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + type_slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "request_id": getattr(request.state, "request_id", None),
-        **extra,
-    }
+    request_id = getattr(request.state, "request_id", None)
+    body = problem_body(status, type_slug, title, detail, request.url.path, request_id, **extra)
     return JSONResponse(body, status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from execmetrics.metrics.periods import period_start, shift_periods, time_zone
-from execmetrics.metrics.service import compute_metrics
+from execmetrics.metrics.service import MetricsReport, compute_metrics
 from execmetrics.timeutil import format_micros, now_micros
 
 # Headline name -> metrics field.
@@ -28,24 +28,34 @@ HEADLINE = {
 TREND_MONTHS = 12
 
 
-def compute_summary(
-    connection: Connection, tz: str = "UTC", today: date | None = None
-) -> dict[str, Any]:
-    """The summary document of `GET /api/v1/summary` (documented in docs/api.md)."""
+def monthly_report(
+    connection: Connection, tz: str, complete_months: int, today: date | None = None
+) -> MetricsReport:
+    """The last `complete_months` complete months, then the current month so far."""
     today = today or datetime.now(time_zone(tz)).date()
     current = period_start(today, "month")
-    first = shift_periods(current, "month", TREND_MONTHS)
-    report = compute_metrics(connection, first, current, "month", tz)
-    rows = report.rows  # oldest first: TREND_MONTHS complete months, then the current one
-    complete, month_to_date = rows[:-1], rows[-1]
+    first = shift_periods(current, "month", complete_months)
+    return compute_metrics(connection, first, current, "month", tz)
+
+
+def summarise(report: MetricsReport) -> dict[str, Any]:
+    """The summary document (docs/api.md) of a `monthly_report` of at least TREND_MONTHS."""
+    complete, month_to_date = report.rows[-TREND_MONTHS - 1 : -1], report.rows[-1]
     return {
         "currency": report.currency,
-        "timezone": tz,
+        "timezone": report.timezone,
         "as_of": format_micros(now_micros()),
         "latest_complete": _headline(complete[-1], complete[-2], complete),
         # The month so far against the whole of the month before it.
         "month_to_date": _headline(month_to_date, complete[-1], None),
     }
+
+
+def compute_summary(
+    connection: Connection, tz: str = "UTC", today: date | None = None
+) -> dict[str, Any]:
+    """The summary document of `GET /api/v1/summary`."""
+    return summarise(monthly_report(connection, tz, TREND_MONTHS, today))
 
 
 def _headline(

@@ -37,9 +37,7 @@ from execmetrics.api.deps import (
     require,
 )
 from execmetrics.errors import NotAuthenticated
-from execmetrics.metrics.periods import default_range
-from execmetrics.metrics.service import compute_metrics
-from execmetrics.metrics.summary import compute_summary
+from execmetrics.metrics.summary import TREND_MONTHS, monthly_report, summarise
 from execmetrics.money import currency_exponent
 
 CSRF_COOKIE = "execmetrics_csrf"
@@ -168,11 +166,13 @@ def sign_out(
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Response:
-    summary = compute_summary(connection)
+    # One computation serves the headline and, for analysts and above, the chart.
+    analyst = caller.role.includes(Role.ANALYST)
+    report = monthly_report(connection, "UTC", CHART_MONTHS if analyst else TREND_MONTHS)
+    summary = summarise(report)
     chart: dict[str, Any] | None = None
-    if caller.role.includes(Role.ANALYST):
-        start, end = default_range(None, None, "month", "UTC", periods=CHART_MONTHS)
-        rows = compute_metrics(connection, start, end).rows
+    if analyst:
+        rows = report.rows[:-1]
         chart = {
             "currency": summary["currency"],
             "exponent": currency_exponent(summary["currency"]),
