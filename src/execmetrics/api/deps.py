@@ -72,6 +72,14 @@ def set_database_role(connection: Connection, role: Role | None) -> None:
         )
 
 
+def read_in_aggregate(connection: Connection) -> None:
+    """Let this transaction read the MRR ledger, marketing spend and fx rates whatever the
+    caller's role, for a route that returns only aggregates (the summary): on PostgreSQL,
+    row-level security otherwise hides them from viewers."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.set_config("execmetrics.scope", "aggregate", True)))
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a database at this revision skips Alembic altogether, which
 # keeps every command's start-up short; tests/store/test_migrations.py keeps it true.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -29,8 +29,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL; a SQLite file's folder is created."""
+def _session_role(role: str) -> Any:
+    def set_role(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('execmetrics.role', %s, false)", (role,))
+        dbapi_connection.commit()
+
+    return set_role
+
+
+def make_engine(url: str, session_role: str | None = None) -> Engine:
+    """An engine for a SQLite or PostgreSQL URL; a SQLite file's folder is created.
+
+    `session_role` gives every PostgreSQL connection that role for row-level security, for
+    the command line, whose user holds the database credentials; the server instead sets the
+    caller's role per transaction.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -41,7 +55,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        if session_role is not None:
+            event.listen(engine, "connect", _session_role(session_role))
+        return engine
     raise ValueError(
         f"--db: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)"
     )
@@ -71,9 +88,9 @@ def schema_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, session_role: str | None = None) -> Engine:
     """An engine whose schema is at the latest migration."""
-    engine = make_engine(url)
+    engine = make_engine(url, session_role)
     if schema_revision(engine) != SCHEMA_REVISION:
         upgrade(engine)
     return engine

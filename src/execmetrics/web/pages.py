@@ -34,6 +34,7 @@ from execmetrics.api.deps import (
     ServerDep,
     audit_entry,
     client_address,
+    read_in_aggregate,
     require,
 )
 from execmetrics.errors import NotAuthenticated
@@ -168,6 +169,8 @@ def sign_out(
 def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Response:
     # One computation serves the headline and, for analysts and above, the chart.
     analyst = caller.role.includes(Role.ANALYST)
+    if not analyst:
+        read_in_aggregate(connection)
     report = monthly_report(connection, "UTC", CHART_MONTHS if analyst else TREND_MONTHS)
     summary = summarise(report)
     chart: dict[str, Any] | None = None

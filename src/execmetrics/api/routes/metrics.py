@@ -7,7 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from execmetrics import render
-from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller, ViewerCaller
+from execmetrics.api.deps import (
+    AnalystCaller,
+    DbDep,
+    ExecutiveCaller,
+    ViewerCaller,
+    read_in_aggregate,
+)
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import CustomerOut, CustomerPage, MetricsDocument, SummaryDocument
 from execmetrics.metrics.cohorts import compute_cohorts
@@ -89,6 +95,7 @@ def cohorts(
 @router.get("/summary", response_model=SummaryDocument)
 def summary(_: ViewerCaller, connection: DbDep, tz: Tz = "UTC") -> SummaryDocument:
     """The latest complete month and the month to date, each figure with its previous value."""
+    read_in_aggregate(connection)
     return SummaryDocument.model_validate(compute_summary(connection, tz))
 
 
