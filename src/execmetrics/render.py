@@ -56,8 +56,13 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def json_text(document: dict[str, Any], indent: int | None = 2) -> str:
+    """JSON with decimal rates as numbers."""
+    return json.dumps(document, default=_json_default, indent=indent)
+
+
 def to_json(report: MetricsReport) -> str:
-    return json.dumps(report.as_dict(), default=_json_default, indent=2)
+    return json_text(report.as_dict())
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from tests.api.conftest import TokenFor, bearer
+from tests.builders import start
 from typer.testing import CliRunner
 
 from execmetrics.accounts.roles import Role
@@ -80,3 +81,22 @@ def test_customer_level_rows_are_for_executives(
     assert (
         client.get("/api/v1/customers", headers=bearer(token_for(Role.ANALYST))).status_code == 403
     )
+
+
+def test_the_api_never_serves_a_document_older_than_the_data(
+    engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+    client.post("/api/v1/events/customers", json={"rows": [{"customer_id": "c1"}]}, headers=headers)
+
+    def mrr() -> int:
+        rows = client.get("/api/v1/metrics?from=2025-03&to=2025-03", headers=headers).json()["rows"]
+        return int(rows[0]["mrr_end"])
+
+    assert mrr() == mrr() == 0
+    event = start("e1", "c1", "s1", "2025-03-01T00:00:00Z", 4900)
+    posted = client.post(
+        "/api/v1/events/subscription_events", json={"rows": [event]}, headers=headers
+    )
+    assert posted.status_code == 200, posted.text
+    assert mrr() == 4900

@@ -14,6 +14,7 @@ from execmetrics.api.middleware import RequestGuard
 from execmetrics.api.routes import admin, events, health, metrics
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
+from execmetrics.metrics.cache import DocumentCache
 from execmetrics.ratelimit import make_limiter
 from execmetrics.store.database import open_database
 from execmetrics.web import pages
@@ -38,6 +39,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         engine=engine or open_database(settings.database_url),
         limiter=make_limiter(settings.redis_url),
         jwt=JwtVerifier.from_settings(settings),
+        cache=DocumentCache(settings.redis_url),
     )
     problems.install(app)
     for module in (health, metrics, events, admin):

@@ -19,6 +19,7 @@ from execmetrics.accounts.service import TOKEN_PREFIX, Identity, session_for, to
 from execmetrics.audit.chain import AuditEntry
 from execmetrics.config import Settings
 from execmetrics.errors import Forbidden, NotAuthenticated, RateLimited
+from execmetrics.metrics.cache import DocumentCache
 from execmetrics.ratelimit import Limiter
 
 SESSION_COOKIE = "execmetrics_session"
@@ -41,6 +42,7 @@ class ServerState:
     engine: Engine
     limiter: Limiter
     jwt: JwtVerifier | None
+    cache: DocumentCache
 
 
 def server(request: Request) -> ServerState:

@@ -64,7 +64,7 @@ def _headline(
     figures = {}
     for name, field in HEADLINE.items():
         figure: dict[str, Any] = {"value": row[field], "previous": previous[field]}
-        if trend is not None:
-            figure["trend"] = [r[field] for r in trend]
+        # The month to date has no trend of its own: null, as in the schema.
+        figure["trend"] = None if trend is None else [r[field] for r in trend]
         figures[name] = figure
     return {"period": row["period"], "metrics": figures}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -11,14 +12,16 @@ from execmetrics.api.deps import (
     AnalystCaller,
     DbDep,
     ExecutiveCaller,
+    ServerDep,
     ViewerCaller,
     read_in_aggregate,
 )
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import CustomerOut, CustomerPage, MetricsDocument, SummaryDocument
+from execmetrics.metrics.cache import cache_key, data_version
 from execmetrics.metrics.cohorts import compute_cohorts
 from execmetrics.metrics.customers import customer_detail, customer_page
-from execmetrics.metrics.periods import default_range
+from execmetrics.metrics.periods import default_range, period_start, time_zone
 from execmetrics.metrics.service import compute_metrics
 from execmetrics.metrics.summary import compute_summary
 
@@ -63,6 +66,7 @@ def _json(document: str) -> Response:
 def metrics(
     _: AnalystCaller,
     connection: DbDep,
+    state: ServerDep,
     first: From = None,
     to: To = None,
     interval: Interval = "month",
@@ -71,7 +75,13 @@ def metrics(
 ) -> Response:
     """MRR, ARR, movements, churn, retention, LTV and CAC per period (docs/metrics.md)."""
     start, end = default_range(first, to, interval, tz)
-    return _json(render.to_json(compute_metrics(connection, start, end, interval, tz, by)))
+    key = cache_key("metrics", data_version(connection), start=start, end=end, interval=interval,
+                    tz=tz, by=by)  # fmt: skip
+    return _json(
+        state.cache.document(
+            key, lambda: render.to_json(compute_metrics(connection, start, end, interval, tz, by))
+        )
+    )
 
 
 @router.get(
@@ -82,6 +92,7 @@ def metrics(
 def cohorts(
     _: AnalystCaller,
     connection: DbDep,
+    state: ServerDep,
     first: From = None,
     to: To = None,
     interval: Interval = "month",
@@ -89,14 +100,31 @@ def cohorts(
 ) -> Response:
     """Logo and revenue retention of each sign-up cohort."""
     start, end = default_range(first, to, interval, tz)
-    return _json(render.to_json(compute_cohorts(connection, start, end, interval, tz)))
+    key = cache_key("cohorts", data_version(connection), start=start, end=end, interval=interval,
+                    tz=tz)  # fmt: skip
+    return _json(
+        state.cache.document(
+            key, lambda: render.to_json(compute_cohorts(connection, start, end, interval, tz))
+        )
+    )
 
 
-@router.get("/summary", response_model=SummaryDocument)
-def summary(_: ViewerCaller, connection: DbDep, tz: Tz = "UTC") -> SummaryDocument:
-    """The latest complete month and the month to date, each figure with its previous value."""
+@router.get(
+    "/summary",
+    response_class=Response,
+    responses={200: {"model": SummaryDocument, **JSON_DOCUMENT}},
+)
+def summary(_: ViewerCaller, connection: DbDep, state: ServerDep, tz: Tz = "UTC") -> Response:
+    """The latest complete month and the month to date, each figure with its previous value;
+    `as_of` is when the figures were computed from the current data."""
     read_in_aggregate(connection)
-    return SummaryDocument.model_validate(compute_summary(connection, tz))
+    today = datetime.now(time_zone(tz)).date()
+    key = cache_key("summary", data_version(connection), tz=tz, month=period_start(today, "month"))
+    return _json(
+        state.cache.document(
+            key, lambda: render.json_text(compute_summary(connection, tz, today), indent=None)
+        )
+    )
 
 
 @router.get("/customers", response_model=CustomerPage)

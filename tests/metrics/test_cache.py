@@ -1,0 +1,78 @@
+"""Cached metric documents: computed once per data version, shared through Redis, never
+stale after an ingestion or a settings change."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from sqlalchemy import Engine
+from tests.builders import customer, fx, ingest
+
+from execmetrics.metrics.cache import DocumentCache, cache_key, data_version
+from execmetrics.settings_store import set_setting
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_a_document_is_computed_once_per_key() -> None:
+    cache = DocumentCache()
+    calls: list[str] = []
+
+    def compute(text: str) -> str:
+        calls.append(text)
+        return text
+
+    assert cache.document("a", lambda: compute("first")) == "first"
+    assert cache.document("a", lambda: compute("second")) == "first"
+    assert cache.document("b", lambda: compute("other")) == "other"
+    assert calls == ["first", "other"]
+
+
+def test_concurrent_requests_for_a_missing_document_share_one_computation() -> None:
+    cache = DocumentCache()
+    calls = []
+    barrier = threading.Barrier(8)
+
+    def compute() -> str:
+        calls.append(1)
+        time.sleep(0.2)
+        return "document"
+
+    def request() -> None:
+        barrier.wait()
+        assert cache.document("slow", compute) == "document"
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+
+
+def test_processes_share_documents_through_redis() -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    DocumentCache(REDIS_URL).document(key, lambda: "computed by one process")
+    other_process = DocumentCache(REDIS_URL)
+    assert other_process.document(key, lambda: "computed again") == "computed by one process"
+
+
+def test_an_unreachable_redis_only_costs_the_cache() -> None:
+    cache = DocumentCache("redis://127.0.0.1:1/0")
+    assert cache.document("k", lambda: "computed") == "computed"
+
+
+def test_the_data_version_changes_with_each_ingestion_and_setting(engine: Engine) -> None:
+    with engine.connect() as connection:
+        empty = data_version(connection)
+    ingest(engine, customers=[customer("c1")], fx_rates=[fx("2025-01-01", "EUR", "0.85")])
+    with engine.connect() as connection:
+        first = data_version(connection)
+    with engine.begin() as connection:
+        set_setting(connection, "gross_margin", "0.8", database_is_empty=False)
+    with engine.connect() as connection:
+        after_setting = data_version(connection)
+    assert len({empty, first, after_setting}) == 3
+    assert cache_key("metrics", first, by=None) != cache_key("metrics", after_setting, by=None)
