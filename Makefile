@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Chart.js, from the npm package pinned in assets/package-lock.json.
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run serve test lint bench assets clean
+.PHONY: run test lint bench bench-api assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/revenue_engine.py
+
+bench-api: $(STAMP) $(CHART_JS)
+	$(BIN)/python bench/api_server.py
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

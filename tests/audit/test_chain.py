@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
@@ -427,16 +428,17 @@ def test_append_now_retries_after_losing_a_race(
 ) -> None:
     append_now(engine, entry(1))
     calls = 0
+    append_many = chain.append_many
 
-    def lose_once(connection: Connection, given: AuditEntry) -> int:
+    def lose_once(connection: Connection, given: Sequence[AuditEntry]) -> list[int]:
         nonlocal calls
         calls += 1
-        seq = append(connection, given)
+        seqs = append_many(connection, given)
         if calls == 1:
             raise IntegrityError("INSERT INTO audit_log", {}, Exception("duplicate seq"))
-        return seq
+        return seqs
 
-    monkeypatch.setattr(chain, "append", lose_once)
+    monkeypatch.setattr(chain, "append_many", lose_once)
     monkeypatch.setattr(chain, "time", SimpleNamespace(sleep=lambda _seconds: None))
 
     assert append_now(engine, entry(2)) == 2
@@ -450,12 +452,13 @@ def test_append_now_gives_up_with_unavailable(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
+    append_many = chain.append_many
 
-    def always_locked(connection: Connection, given: AuditEntry) -> int:
-        append(connection, given)
+    def always_locked(connection: Connection, given: Sequence[AuditEntry]) -> list[int]:
+        append_many(connection, given)
         raise OperationalError("INSERT INTO audit_log", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(chain, "append", always_locked)
+    monkeypatch.setattr(chain, "append_many", always_locked)
     monkeypatch.setattr(chain, "time", SimpleNamespace(sleep=sleeps.append))
 
     with pytest.raises(Unavailable):

@@ -12,6 +12,7 @@ from execmetrics.api import problems
 from execmetrics.api.deps import ServerState
 from execmetrics.api.middleware import RequestGuard
 from execmetrics.api.routes import admin, events, health, metrics
+from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
 from execmetrics.metrics.cache import DocumentCache
@@ -60,7 +61,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             ],
         )
     app.add_middleware(
-        RequestGuard, engine=app.state.server.engine, max_body_bytes=settings.max_body_bytes
+        RequestGuard,
+        audit=AuditWriter(app.state.server.engine),
+        max_body_bytes=settings.max_body_bytes,
     )
     return app
 

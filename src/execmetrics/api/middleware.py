@@ -8,6 +8,7 @@ response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,14 +16,13 @@ import time
 import uuid
 from typing import Any
 
-import anyio
-from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execmetrics.api.problems import HTTP_TYPES, PROBLEM_MEDIA_TYPE, problem_body
-from execmetrics.audit.chain import AuditEntry, append_now
+from execmetrics.audit.chain import AuditEntry
+from execmetrics.audit.writer import AuditWriter
 from execmetrics.errors import ServiceError, Unavailable
 
 log = logging.getLogger("execmetrics.access")
@@ -73,9 +73,9 @@ def _problem_message(
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, engine: Engine, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, audit: AuditWriter, max_body_bytes: int) -> None:
         self.app = app
-        self.engine = engine
+        self.audit = audit
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -120,7 +120,7 @@ class RequestGuard:
                 if entry is not None and not state.get("audit_written"):
                     entry.outcome = str(message["status"])
                     try:
-                        await anyio.to_thread.run_sync(append_now, self.engine, entry)
+                        await asyncio.wrap_future(self.audit.submit(entry))
                     except ServiceError:
                         log.error(
                             "audit record not written; request refused",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,31 +64,46 @@ def _fit(column: str, value: str) -> str:
 
 def append(connection: Connection, entry: AuditEntry) -> int:
     """Append within the caller's transaction; returns the record's seq."""
+    return append_many(connection, [entry])[-1]
+
+
+def append_many(connection: Connection, entries: Sequence[AuditEntry]) -> list[int]:
+    """Append records in order within the caller's transaction; returns their seqs."""
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK)))
     head = connection.execute(
         select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
     ).first()
-    record: dict[str, Any] = {
-        "seq": (head.seq if head else 0) + 1,
-        "at": now_micros(),
-        **asdict(entry),
-        "prev_hash": head.hash if head else GENESIS,
-    }
-    record["user_agent"] = record["user_agent"] or None
-    for name, value in record.items():
-        if isinstance(value, str):
-            record[name] = _fit(name, value)
-    record["hash"] = record_hash(record)
-    connection.execute(insert(audit_log).values(**record))
-    return int(record["seq"])
+    seq, previous = (head.seq, head.hash) if head else (0, GENESIS)
+    records = []
+    for entry in entries:
+        seq += 1
+        record: dict[str, Any] = {
+            "seq": seq,
+            "at": now_micros(),
+            **asdict(entry),
+            "prev_hash": previous,
+        }
+        record["user_agent"] = record["user_agent"] or None
+        for name, value in record.items():
+            if isinstance(value, str):
+                record[name] = _fit(name, value)
+        record["hash"] = previous = record_hash(record)
+        records.append(record)
+    connection.execute(insert(audit_log), records)
+    return [record["seq"] for record in records]
 
 
 def append_now(engine: Engine, entry: AuditEntry) -> int:
+    """Append in a transaction of its own; see `append_batch_now`."""
+    return append_batch_now(engine, [entry])[0]
+
+
+def append_batch_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[int]:
     """Append in a transaction of its own, retrying when a concurrent writer got there first.
 
-    Raises Unavailable when the record cannot be written: the caller must then fail the
-    request rather than let it go unrecorded.
+    Raises Unavailable when the records cannot be written: the caller must then fail the
+    requests rather than let them go unrecorded.
     """
     for attempt in range(APPEND_ATTEMPTS):
         try:
@@ -97,7 +112,7 @@ def append_now(engine: Engine, entry: AuditEntry) -> int:
                     # Take the write lock before reading the head: a read-then-write
                     # transaction would otherwise race another writer for it.
                     connection.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
-                return append(connection, entry)
+                return append_many(connection, entries)
         except (IntegrityError, OperationalError):
             time.sleep(0.005 * (attempt + 1))
     raise Unavailable("the audit record could not be written")
