@@ -40,6 +40,7 @@ from execmetrics.demo import DemoFiles, DemoSpec, write_demo
 from execmetrics.errors import ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
+from execmetrics.metrics.cache import DocumentCache, warm_documents
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
@@ -154,6 +155,16 @@ def ingest(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         _print_ingest_summary(result)
+    _warm_shared_cache(engine)
+
+
+def _warm_shared_cache(engine: Engine) -> None:
+    """With Redis, the servers share a document cache: fill it for the new data now, so the
+    first dashboard view after an ingestion does not wait for the computation."""
+    redis_url = get_settings().redis_url
+    if redis_url is not None:
+        with engine.connect() as connection:
+            warm_documents(DocumentCache(redis_url), connection)
 
 
 def _print_problems(error: IngestError) -> None:
@@ -317,6 +328,7 @@ def demo(
             _print_problems(error)
             raise typer.Exit(1) from None
     _print_ingest_summary(result)
+    _warm_shared_cache(engine)
 
 
 def _write_demo_with_progress(spec: DemoSpec, folder: Path) -> DemoFiles:

@@ -82,7 +82,7 @@ def format_value(name: str, value: Any, currency: str) -> str:
         return Money(int(value), currency).format(whole=True).split(" ", 1)[1]
     if name in PERCENT_FIELDS:
         return f"{Decimal(value) * 100:.1f}%"
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | float):
         return f"{value:.2f}"
     return str(value)
 

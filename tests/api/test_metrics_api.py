@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from tests.api.conftest import TokenFor, bearer
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from execmetrics.accounts.roles import Role
 from execmetrics.cli import app as cli
+from execmetrics.metrics import cache as cache_module
 from execmetrics.metrics.periods import period_start, shift_periods
 from execmetrics.metrics.service import compute_metrics
 
@@ -100,3 +102,21 @@ def test_the_api_never_serves_a_document_older_than_the_data(
     )
     assert posted.status_code == 200, posted.text
     assert mrr() == 4900
+
+
+def test_an_ingestion_through_the_api_warms_the_default_documents(
+    engine: Engine, client: TestClient, token_for: TokenFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+    client.post("/api/v1/events/customers", json={"rows": [{"customer_id": "c1"}]}, headers=headers)
+    event = start("e1", "c1", "s1", "2025-03-01T00:00:00Z", 4900)
+    client.post("/api/v1/events/subscription_events", json={"rows": [event]}, headers=headers)
+
+    def no_computing(*_args: object) -> None:
+        raise AssertionError("computed on request: the ingestion did not warm the cache")
+
+    monkeypatch.setattr(cache_module, "compute_summary", no_computing)
+    monkeypatch.setattr(cache_module, "compute_metrics", no_computing)
+    assert client.get("/api/v1/summary", headers=headers).status_code == 200
+    assert client.get("/api/v1/metrics", headers=headers).status_code == 200
+    assert client.get("/", headers=headers).status_code == 200

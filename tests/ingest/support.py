@@ -76,12 +76,22 @@ def _plain(value: object) -> object:
     return value
 
 
+def is_database_id(table: str, row: Sequence[object]) -> bool:
+    """The row of the database's random id, which tells databases apart rather than being
+    part of their content."""
+    return table == "settings" and row[0] == "database_id"
+
+
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, in a stable order."""
+    """Every row of every table, in a stable order (not the database's id)."""
     with engine.connect() as connection:
         return {
             table.name: sorted(
-                (tuple(_plain(v) for v in row) for row in connection.execute(select(table))),
+                (
+                    tuple(_plain(v) for v in row)
+                    for row in connection.execute(select(table))
+                    if not is_database_id(table.name, row)
+                ),
                 key=repr,
             )
             for table in metadata.sorted_tables
@@ -111,6 +121,8 @@ def stored_data(engine: Engine) -> dict[str, list[tuple[tuple[str, object], ...]
                 continue
             rows = []
             for row in connection.execute(select(table)).mappings():
+                if is_database_id(table.name, tuple(row.values())):
+                    continue
                 items = []
                 for key, value in row.items():
                     if key in PROVENANCE:

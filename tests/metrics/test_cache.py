@@ -3,14 +3,21 @@ stale after an ingestion or a settings change."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from tests.builders import customer, fx, ingest
+from typer.testing import CliRunner
 
-from execmetrics.metrics.cache import DocumentCache, cache_key, data_version
+from execmetrics.cli import app as cli
+from execmetrics.demo import DemoSpec, write_demo
+from execmetrics.metrics import cache as cache_module
+from execmetrics.metrics.cache import DocumentCache, cache_key, data_version, summary_document
 from execmetrics.settings_store import set_setting
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -76,3 +83,21 @@ def test_the_data_version_changes_with_each_ingestion_and_setting(engine: Engine
         after_setting = data_version(connection)
     assert len({empty, first, after_setting}) == 3
     assert cache_key("metrics", first, by=None) != cache_key("metrics", after_setting, by=None)
+
+
+def test_the_command_line_warms_the_shared_cache_after_an_ingestion(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_demo(DemoSpec(customers=40, months=14, seed=3), tmp_path / "demo")
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("EXECMETRICS_REDIS_URL", REDIS_URL)
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "demo"), "--db", url])
+    assert result.exit_code == 0, result.output
+
+    def no_computing(*_args: object) -> None:
+        raise AssertionError("not warmed")
+
+    monkeypatch.setattr(cache_module, "compute_summary", no_computing)
+    with engine.connect() as connection:
+        document = summary_document(DocumentCache(REDIS_URL), connection)
+    assert json.loads(document)["latest_complete"]["metrics"]["customers"]["value"] > 0

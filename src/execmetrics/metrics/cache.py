@@ -1,10 +1,10 @@
 """Computed metric documents, cached until the data they were computed from changes.
 
-A document's key holds the request's parameters and the data version: the newest ingestion
-and the settings. An ingestion or a settings change makes a new version, so a cached
-document is never stale; old versions simply age out. With Redis the cache is shared by
-every server process; without, each process keeps its own. Concurrent requests for the same
-missing document in one process wait for a single computation.
+A document's key holds the request's parameters and the data version: the database's id,
+the newest ingestion and the settings. An ingestion or a settings change makes a new
+version, so a cached document is never stale; old versions simply age out. With Redis the
+cache is shared by every server process; without, each process keeps its own. Concurrent
+requests for the same missing document in one process wait for a single computation.
 """
 
 from __future__ import annotations
@@ -15,10 +15,16 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import date, datetime
 
 import redis
 from sqlalchemy import Connection, func, select
 
+from execmetrics import render
+from execmetrics.metrics.cohorts import compute_cohorts
+from execmetrics.metrics.periods import default_range, period_start, time_zone
+from execmetrics.metrics.service import compute_metrics
+from execmetrics.metrics.summary import compute_summary
 from execmetrics.store.tables import ingestions, settings
 
 log = logging.getLogger("execmetrics.cache")
@@ -100,3 +106,51 @@ class DocumentCache:
             self._memory.move_to_end(key)
             while len(self._memory) > MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
+
+
+def metrics_document(
+    cache: DocumentCache,
+    connection: Connection,
+    first: date,
+    last: date,
+    interval: str = "month",
+    tz: str = "UTC",
+    by: str | None = None,
+) -> str:
+    """The JSON text of `execmetrics metrics --format json`, from the cache when it holds it."""
+    key = cache_key("metrics", data_version(connection), first=first, last=last,
+                    interval=interval, tz=tz, by=by)  # fmt: skip
+    return cache.document(
+        key, lambda: render.to_json(compute_metrics(connection, first, last, interval, tz, by))
+    )
+
+
+def cohorts_document(
+    cache: DocumentCache, connection: Connection, first: date, last: date, interval: str, tz: str
+) -> str:
+    key = cache_key("cohorts", data_version(connection), first=first, last=last,
+                    interval=interval, tz=tz)  # fmt: skip
+    return cache.document(
+        key, lambda: render.to_json(compute_cohorts(connection, first, last, interval, tz))
+    )
+
+
+def summary_document(cache: DocumentCache, connection: Connection, tz: str = "UTC") -> str:
+    today = datetime.now(time_zone(tz)).date()
+    key = cache_key("summary", data_version(connection), tz=tz, month=period_start(today, "month"))
+    return cache.document(
+        key, lambda: render.json_text(compute_summary(connection, tz, today), indent=None)
+    )
+
+
+# The documents the dashboard and the default API requests ask for first.
+WARM_METRICS_PERIODS = (12, 24)
+
+
+def warm_documents(cache: DocumentCache, connection: Connection) -> None:
+    """Compute the default documents for the current data, so the first requests after an
+    ingestion are served from the cache. The connection must be allowed to read the ledger."""
+    summary_document(cache, connection)
+    for periods in WARM_METRICS_PERIODS:
+        first, last = default_range(None, None, "month", "UTC", periods)
+        metrics_document(cache, connection, first, last)

@@ -38,7 +38,8 @@ from execmetrics.api.deps import (
     require,
 )
 from execmetrics.errors import NotAuthenticated
-from execmetrics.metrics.summary import TREND_MONTHS, monthly_report, summarise
+from execmetrics.metrics.cache import metrics_document, summary_document
+from execmetrics.metrics.periods import default_range
 from execmetrics.money import currency_exponent
 
 CSRF_COOKIE = "execmetrics_csrf"
@@ -166,16 +167,16 @@ def sign_out(
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Response:
-    # One computation serves the headline and, for analysts and above, the chart.
+def overview(request: Request, caller: ViewerPage, connection: DbDep, state: ServerDep) -> Response:
+    # The same cached documents as GET /api/v1/summary and /metrics.
     analyst = caller.role.includes(Role.ANALYST)
     if not analyst:
         read_in_aggregate(connection)
-    report = monthly_report(connection, "UTC", CHART_MONTHS if analyst else TREND_MONTHS)
-    summary = summarise(report)
+    summary = json.loads(summary_document(state.cache, connection))
     chart: dict[str, Any] | None = None
     if analyst:
-        rows = report.rows[:-1]
+        first, last = default_range(None, None, "month", "UTC", CHART_MONTHS)
+        rows = json.loads(metrics_document(state.cache, connection, first, last))["rows"]
         chart = {
             "currency": summary["currency"],
             "exponent": currency_exponent(summary["currency"]),
@@ -193,8 +194,8 @@ def overview(request: Request, caller: ViewerPage, connection: DbDep) -> Respons
             "user": caller,
             "summary": summary,
             "csrf": getattr(request.state, "csrf_token", ""),
-            "chart_json": json.dumps(chart, default=float) if chart else None,
-            "trends_json": json.dumps(trends, default=float),
+            "chart_json": json.dumps(chart) if chart else None,
+            "trends_json": json.dumps(trends),
         },
     )
 

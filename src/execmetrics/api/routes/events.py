@@ -3,12 +3,21 @@ and the history of ingestions."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 
-from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller
+from execmetrics.accounts.roles import Role
+from execmetrics.api.deps import (
+    AnalystCaller,
+    DbDep,
+    ExecutiveCaller,
+    ServerDep,
+    ServerState,
+    set_database_role,
+)
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import EventBatch, IngestionPage, IngestOut, KindCountsOut
 from execmetrics.audit.chain import append
@@ -16,6 +25,9 @@ from execmetrics.ingest.problems import RowError
 from execmetrics.ingest.readers import Row, scalar_text
 from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS, REQUIRED_COLUMNS
 from execmetrics.ingest.service import ingest_in_transaction, ingestion_history
+from execmetrics.metrics.cache import warm_documents
+
+log = logging.getLogger("execmetrics.api")
 
 router = APIRouter(prefix="/api/v1", tags=["ingestion"], responses=PROBLEM_RESPONSES)
 
@@ -47,7 +59,13 @@ def _rows(kind: str, batch: EventBatch) -> Iterator[tuple[int, Row | RowError]]:
 
 @router.post("/events/{kind}", response_model=IngestOut)
 def ingest_batch(
-    request: Request, caller: ExecutiveCaller, connection: DbDep, kind: Kind, batch: EventBatch
+    request: Request,
+    caller: ExecutiveCaller,
+    connection: DbDep,
+    state: ServerDep,
+    background: BackgroundTasks,
+    kind: Kind,
+    batch: EventBatch,
 ) -> IngestOut:
     """Validate and store a batch in one transaction: every row or none. Rows whose id is
     already stored with the same content are counted as unchanged."""
@@ -67,12 +85,23 @@ def ingest_batch(
     # Recorded in the ingestion's own transaction: both are written, or neither.
     append(connection, entry)
     request.state.audit_written = True
+    background.add_task(_warm, state)
     return IngestOut(
         ingestion_id=result.ingestion_id,
         counts={kind: KindCountsOut(**vars(counts))},
         ledger_customers=result.ledger.customers,
         ledger_movements=result.ledger.movements,
     )
+
+
+def _warm(state: ServerState) -> None:
+    """After the response: compute the default documents for the new data."""
+    try:
+        with state.engine.begin() as connection:
+            set_database_role(connection, Role.ANALYST)
+            warm_documents(state.cache, connection)
+    except Exception:  # the ingestion is done; a cold cache only costs the next request time
+        log.exception("documents not warmed after an ingestion")
 
 
 @router.get("/ingestions", response_model=IngestionPage)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from execmetrics import render
 from execmetrics.api.deps import (
     AnalystCaller,
     DbDep,
@@ -18,12 +16,9 @@ from execmetrics.api.deps import (
 )
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import CustomerOut, CustomerPage, MetricsDocument, SummaryDocument
-from execmetrics.metrics.cache import cache_key, data_version
-from execmetrics.metrics.cohorts import compute_cohorts
+from execmetrics.metrics.cache import cohorts_document, metrics_document, summary_document
 from execmetrics.metrics.customers import customer_detail, customer_page
-from execmetrics.metrics.periods import default_range, period_start, time_zone
-from execmetrics.metrics.service import compute_metrics
-from execmetrics.metrics.summary import compute_summary
+from execmetrics.metrics.periods import default_range
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"], responses=PROBLEM_RESPONSES)
 
@@ -75,13 +70,7 @@ def metrics(
 ) -> Response:
     """MRR, ARR, movements, churn, retention, LTV and CAC per period (docs/metrics.md)."""
     start, end = default_range(first, to, interval, tz)
-    key = cache_key("metrics", data_version(connection), start=start, end=end, interval=interval,
-                    tz=tz, by=by)  # fmt: skip
-    return _json(
-        state.cache.document(
-            key, lambda: render.to_json(compute_metrics(connection, start, end, interval, tz, by))
-        )
-    )
+    return _json(metrics_document(state.cache, connection, start, end, interval, tz, by))
 
 
 @router.get(
@@ -100,13 +89,7 @@ def cohorts(
 ) -> Response:
     """Logo and revenue retention of each sign-up cohort."""
     start, end = default_range(first, to, interval, tz)
-    key = cache_key("cohorts", data_version(connection), start=start, end=end, interval=interval,
-                    tz=tz)  # fmt: skip
-    return _json(
-        state.cache.document(
-            key, lambda: render.to_json(compute_cohorts(connection, start, end, interval, tz))
-        )
-    )
+    return _json(cohorts_document(state.cache, connection, start, end, interval, tz))
 
 
 @router.get(
@@ -118,13 +101,7 @@ def summary(_: ViewerCaller, connection: DbDep, state: ServerDep, tz: Tz = "UTC"
     """The latest complete month and the month to date, each figure with its previous value;
     `as_of` is when the figures were computed from the current data."""
     read_in_aggregate(connection)
-    today = datetime.now(time_zone(tz)).date()
-    key = cache_key("summary", data_version(connection), tz=tz, month=period_start(today, "month"))
-    return _json(
-        state.cache.document(
-            key, lambda: render.json_text(compute_summary(connection, tz, today), indent=None)
-        )
-    )
+    return _json(summary_document(state.cache, connection, tz))
 
 
 @router.get("/customers", response_model=CustomerPage)
