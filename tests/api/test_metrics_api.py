@@ -120,3 +120,21 @@ def test_an_ingestion_through_the_api_warms_the_default_documents(
     assert client.get("/api/v1/summary", headers=headers).status_code == 200
     assert client.get("/api/v1/metrics", headers=headers).status_code == 200
     assert client.get("/", headers=headers).status_code == 200
+
+
+def test_a_customers_mrr_is_todays_even_with_a_cancel_scheduled(
+    client: TestClient, token_for: TokenFor
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+    client.post("/api/v1/events/customers", json={"rows": [{"customer_id": "c1"}]}, headers=headers)
+    events = [
+        start("e1", "c1", "s1", "2025-03-01T00:00:00Z", 4900),
+        {"event_id": "e2", "customer_id": "c1", "subscription_id": "s1",
+         "occurred_at": "2099-01-01T00:00:00Z", "type": "cancel"},
+    ]  # fmt: skip
+    client.post("/api/v1/events/subscription_events", json={"rows": events}, headers=headers)
+    detail = client.get("/api/v1/customers/c1", headers=headers).json()
+    listed = client.get("/api/v1/customers", headers=headers).json()["items"]
+    assert [m["type"] for m in detail["movements"]] == ["new", "churn"]
+    assert detail["mrr"] == 4900
+    assert listed[0]["mrr"] == 4900

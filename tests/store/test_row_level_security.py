@@ -143,6 +143,7 @@ def test_the_server_works_as_the_application_role(
         }
     with TestClient(create_app(make_settings(app_engine), app_engine)) as client:
         as_app = client.get("/api/v1/summary", headers=bearer(tokens[Role.VIEWER]))
+        overview = client.get("/", headers=bearer(tokens[Role.VIEWER]))
         metrics = client.get(
             "/api/v1/metrics?from=2025-01&to=2025-02", headers=bearer(tokens[Role.ANALYST])
         )
@@ -155,6 +156,7 @@ def test_the_server_works_as_the_application_role(
         as_owner = client.get("/api/v1/summary", headers=bearer(tokens[Role.VIEWER]))
     # The viewer's summary reads the ledger in aggregate: the same figures as unrestricted.
     assert as_app.status_code == 200
+    assert overview.status_code == 200 and 'data-metric="mrr"' in overview.text
     assert as_app.json()["latest_complete"] == as_owner.json()["latest_complete"]
     assert as_app.json()["latest_complete"]["metrics"]["mrr"]["value"] > 0
     assert metrics.status_code == 200 and metrics.json()["rows"][0]["mrr_end"] > 0

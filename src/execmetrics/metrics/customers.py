@@ -50,6 +50,7 @@ def customer_detail(connection: Connection, customer_id: str) -> dict[str, Any]:
     row = connection.execute(select(customers).where(c.customer_id == customer_id)).first()
     if row is None:
         raise NotFound(f"no customer {customer_id!r}")
+    now = now_micros()
     movements = connection.execute(
         select(m.occurred_at, m.type, m.mrr_before, m.mrr_after)
         .where(m.customer_key == row.id)
@@ -64,7 +65,8 @@ def customer_detail(connection: Connection, customer_id: str) -> dict[str, Any]:
         "acquisition_source": row.acquisition_source,
         "acquisition_campaign": row.acquisition_campaign,
         "attributes": row.attributes,
-        "mrr": movements[-1].mrr_after if movements else 0,
+        # Now, not after the last movement: events may be dated ahead (a scheduled cancel).
+        "mrr": next((mv.mrr_after for mv in reversed(movements) if mv.occurred_at <= now), 0),
         "movements": [
             {
                 "occurred_at": format_micros(mv.occurred_at),
