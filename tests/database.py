@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import Engine, text
 
-from execmetrics.store.tables import metadata
+from execmetrics.store.tables import metadata, settings
 
 
 def truncate_all(engine: Engine) -> None:
@@ -13,3 +15,6 @@ def truncate_all(engine: Engine) -> None:
         # The audit log refuses TRUNCATE through a trigger; replica mode skips triggers.
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        # As a new database would be: with an id of its own (migration 0004), so documents
+        # cached in the shared Redis for an earlier test's data never match.
+        connection.execute(settings.insert().values(key="database_id", value=uuid.uuid4().hex))

@@ -56,6 +56,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _documented("Missing, unknown, expired or revoked credentials"),
     403: _documented("The caller's role does not allow this"),
     404: _documented("Not found"),
+    409: _documented("Conflicts with what is stored (for example a name already in use)"),
     413: _documented("Request body too large"),
     422: _documented("A parameter or the body is invalid; `parameter` names it"),
     429: _documented("Rate limit reached; see Retry-After"),
