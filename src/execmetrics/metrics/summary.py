@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from execmetrics.metrics.periods import period_start, shift_periods, time_zone
-from execmetrics.metrics.service import MetricsReport, compute_metrics
+from execmetrics.metrics.service import compute_metrics
 from execmetrics.timeutil import format_micros, now_micros
 
 # Headline name -> metrics field.
@@ -28,19 +28,17 @@ HEADLINE = {
 TREND_MONTHS = 12
 
 
-def monthly_report(
-    connection: Connection, tz: str, complete_months: int, today: date | None = None
-) -> MetricsReport:
-    """The last `complete_months` complete months, then the current month so far."""
+def compute_summary(
+    connection: Connection, tz: str = "UTC", today: date | None = None
+) -> dict[str, Any]:
+    """The summary document of `GET /api/v1/summary` (docs/api.md)."""
     today = today or datetime.now(time_zone(tz)).date()
     current = period_start(today, "month")
-    first = shift_periods(current, "month", complete_months)
-    return compute_metrics(connection, first, current, "month", tz)
-
-
-def summarise(report: MetricsReport) -> dict[str, Any]:
-    """The summary document (docs/api.md) of a `monthly_report` of at least TREND_MONTHS."""
-    complete, month_to_date = report.rows[-TREND_MONTHS - 1 : -1], report.rows[-1]
+    report = compute_metrics(
+        connection, shift_periods(current, "month", TREND_MONTHS), current, "month", tz
+    )
+    # Oldest first: TREND_MONTHS complete months, then the current month so far.
+    complete, month_to_date = report.rows[:-1], report.rows[-1]
     return {
         "currency": report.currency,
         "timezone": report.timezone,
@@ -49,13 +47,6 @@ def summarise(report: MetricsReport) -> dict[str, Any]:
         # The month so far against the whole of the month before it.
         "month_to_date": _headline(month_to_date, complete[-1], None),
     }
-
-
-def compute_summary(
-    connection: Connection, tz: str = "UTC", today: date | None = None
-) -> dict[str, Any]:
-    """The summary document of `GET /api/v1/summary`."""
-    return summarise(monthly_report(connection, tz, TREND_MONTHS, today))
 
 
 def _headline(
