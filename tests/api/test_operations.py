@@ -9,8 +9,10 @@ from concurrent.futures import Future
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from tests.api.conftest import TokenFor, bearer, make_settings
+from tests.builders import ingest, start
 from typer.testing import CliRunner
 
 from execmetrics.accounts.roles import Role
@@ -21,6 +23,7 @@ from execmetrics.cli import app as cli
 from execmetrics.config import Settings, SettingsError
 from execmetrics.errors import Unavailable
 from execmetrics.logs import JsonFormatter
+from execmetrics.metrics import ledger_arrays
 
 
 def test_a_request_that_cannot_be_audited_is_refused(
@@ -82,3 +85,50 @@ def test_the_access_log_carries_the_request_id(
     assert response.headers["x-request-id"] == "trace-0001"
     assert [getattr(r, "request_id", None) for r in lines] == ["trace-0001"]
     assert lines[0].status == 200  # type: ignore[attr-defined]
+
+
+def test_the_server_reads_the_ledger_before_its_first_request(
+    engine: Engine, token_for: TokenFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(engine, events=[start("e1", "c1", "s1", "2025-01-10T00:00:00Z", 1000)])
+    reads: list[int] = []
+    real_load = ledger_arrays.load_ledger
+
+    def counted_load(connection: Connection) -> ledger_arrays.LedgerArrays:
+        reads.append(1)
+        return real_load(connection)
+
+    monkeypatch.setattr(ledger_arrays, "load_ledger", counted_load)
+    headers = bearer(token_for(Role.ANALYST))
+    with TestClient(create_app(make_settings(engine), engine)) as client:
+        assert reads == [1]
+        answer = client.get("/api/v1/metrics?from=2025-01&to=2025-01", headers=headers)
+    assert answer.json()["rows"][0]["mrr_end"] == 1000
+    assert reads == [1]
+
+
+def test_a_ledger_unreadable_at_start_up_is_read_by_the_first_request(
+    engine: Engine,
+    token_for: TokenFor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ingest(engine, events=[start("e1", "c1", "s1", "2025-01-10T00:00:00Z", 1000)])
+    real_load = ledger_arrays.load_ledger
+    attempts: list[int] = []
+
+    def failing_once(connection: Connection) -> ledger_arrays.LedgerArrays:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return real_load(connection)
+
+    monkeypatch.setattr(ledger_arrays, "load_ledger", failing_once)
+    headers = bearer(token_for(Role.ANALYST))
+    app = create_app(make_settings(engine), engine)
+    with caplog.at_level(logging.WARNING, "execmetrics.server"), TestClient(app) as client:
+        answer = client.get("/api/v1/metrics?from=2025-01&to=2025-01", headers=headers)
+    assert "movement ledger was not read at start-up" in caplog.text
+    assert answer.status_code == 200
+    assert answer.json()["rows"][0]["mrr_end"] == 1000
+    assert len(attempts) == 2

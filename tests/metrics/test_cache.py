@@ -7,17 +7,24 @@ import json
 import threading
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
-from tests.builders import customer, fx, ingest
+from sqlalchemy import Connection, Engine
+from tests.builders import customer, fx, ingest, start
 from typer.testing import CliRunner
 
 from execmetrics.cli import app as cli
 from execmetrics.demo import DemoSpec, write_demo
 from execmetrics.metrics import cache as cache_module
-from execmetrics.metrics.cache import DocumentCache, cache_key, data_version, summary_document
+from execmetrics.metrics.cache import (
+    DocumentCache,
+    cache_key,
+    data_version,
+    metrics_document,
+    summary_document,
+)
 from execmetrics.settings_store import set_setting
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -101,3 +108,67 @@ def test_the_command_line_warms_the_shared_cache_after_an_ingestion(
     with engine.connect() as connection:
         document = summary_document(DocumentCache(REDIS_URL), connection)
     assert json.loads(document)["latest_complete"]["metrics"]["customers"]["value"] > 0
+
+
+def test_processes_wait_for_one_computation_through_redis() -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    processes = [DocumentCache(REDIS_URL) for _ in range(3)]
+    calls = []
+    barrier = threading.Barrier(6)
+
+    def compute() -> str:
+        calls.append(1)
+        time.sleep(0.3)
+        return "document"
+
+    def request(cache: DocumentCache) -> None:
+        barrier.wait()
+        assert cache.document(key, compute) == "document"
+
+    threads = [threading.Thread(target=request, args=(p,)) for p in processes * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+
+
+def test_a_failed_computation_lets_another_process_compute() -> None:
+    key = f"test:{uuid.uuid4().hex}"
+
+    def failing() -> str:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        DocumentCache(REDIS_URL).document(key, failing)
+    started = time.perf_counter()
+    assert DocumentCache(REDIS_URL).document(key, lambda: "computed") == "computed"
+    assert time.perf_counter() - started < cache_module.CLAIM_MILLISECONDS / 1000 / 10
+
+
+def test_the_ledger_is_read_once_per_data_version(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from execmetrics.metrics import ledger_arrays
+
+    reads: list[int] = []
+    real_load = ledger_arrays.load_ledger
+
+    def counted_load(connection: Connection) -> ledger_arrays.LedgerArrays:
+        reads.append(1)
+        return real_load(connection)
+
+    monkeypatch.setattr(ledger_arrays, "load_ledger", counted_load)
+    ingest(engine, events=[start("e1", "c1", "s1", "2025-01-10T00:00:00Z", 1000)])
+    cache = DocumentCache()
+    with engine.connect() as connection:
+        january = metrics_document(cache, connection, date(2025, 1, 1), date(2025, 1, 1))
+        metrics_document(cache, connection, date(2025, 1, 1), date(2025, 2, 1))
+        summary_document(cache, connection)
+    assert len(reads) == 1
+    assert json.loads(january)["rows"][0]["mrr_end"] == 1000
+    ingest(engine, events=[start("e2", "c2", "s2", "2025-01-20T00:00:00Z", 500)])
+    with engine.connect() as connection:
+        january = metrics_document(cache, connection, date(2025, 1, 1), date(2025, 1, 1))
+    assert len(reads) == 2
+    assert json.loads(january)["rows"][0]["mrr_end"] == 1500

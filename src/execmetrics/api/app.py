@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
@@ -9,13 +14,13 @@ from sqlalchemy import Engine
 from execmetrics import __version__
 from execmetrics.accounts.jwt import JwtVerifier
 from execmetrics.api import problems
-from execmetrics.api.deps import ServerState
+from execmetrics.api.deps import ServerState, read_in_aggregate
 from execmetrics.api.middleware import RequestGuard
 from execmetrics.api.routes import admin, events, health, metrics
 from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
-from execmetrics.metrics.cache import DocumentCache
+from execmetrics.metrics.cache import DocumentCache, data_version
 from execmetrics.ratelimit import make_limiter
 from execmetrics.store.database import open_database
 from execmetrics.web import pages
@@ -27,8 +32,28 @@ Authenticate with `Authorization: Bearer <token>`: an API token (`execmetrics to
 or a JWT carrying a role claim. Errors are RFC 9457 `application/problem+json`."""
 
 
+log = logging.getLogger("execmetrics.server")
+
+
+def load_ledger_now(state: ServerState) -> None:
+    """Read the movement ledger into memory before the first request needs it."""
+    try:
+        with state.engine.begin() as connection:
+            read_in_aggregate(connection)
+            state.cache.ledger(connection, data_version(connection))
+    except Exception as error:  # the first request that needs it reads it instead
+        log.warning("the movement ledger was not read at start-up: %s", error)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await to_thread.run_sync(load_ledger_now, app.state.server)
+    yield
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="execmetrics",
         version=__version__,
         description=DESCRIPTION,

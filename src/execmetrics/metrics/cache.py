@@ -5,6 +5,10 @@ the newest ingestion and the settings. An ingestion or a settings change makes a
 version, so a cached document is never stale; old versions simply age out. With Redis the
 cache is shared by every server process; without, each process keeps its own. Concurrent
 requests for the same missing document in one process wait for a single computation.
+
+Each process also keeps the movement ledger of the current data version in memory
+(metrics/ledger_arrays.py), so a document not yet cached is computed without reading the
+ledger again.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import Connection, func, select
@@ -27,10 +33,18 @@ from execmetrics.metrics.service import compute_metrics
 from execmetrics.metrics.summary import compute_summary
 from execmetrics.store.tables import ingestions, settings
 
+if TYPE_CHECKING:
+    from execmetrics.metrics.ledger_arrays import LedgerArrays
+
 log = logging.getLogger("execmetrics.cache")
 
 MEMORY_ENTRIES = 256
 REDIS_SECONDS = 24 * 3600
+DOCUMENT_PREFIX = "execmetrics:doc:"
+CLAIM_PREFIX = "execmetrics:computing:"
+# How long another process may take to compute a document before a waiting one computes it.
+CLAIM_MILLISECONDS = 60_000
+CLAIM_POLL_SECONDS = 0.005
 
 
 def data_version(connection: Connection) -> str:
@@ -52,6 +66,8 @@ class DocumentCache:
         self._memory: OrderedDict[str, str] = OrderedDict()
         self._mutex = threading.Lock()
         self._computing: dict[str, threading.Lock] = {}
+        self._ledger: tuple[str, LedgerArrays] | None = None
+        self._ledger_lock = threading.Lock()
         self._redis = (
             redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
             if redis_url
@@ -66,13 +82,55 @@ class DocumentCache:
         with self._mutex:
             lock = self._computing.setdefault(key, threading.Lock())
         with lock:
-            found = self._get(key)
+            found = self._get(key) or self._computed_elsewhere(key)
             if found is None:
-                found = compute()
-                self._put(key, found)
+                try:
+                    found = compute()
+                    self._put(key, found)
+                finally:
+                    self._release_claim(key)
         with self._mutex:
             self._computing.pop(key, None)
         return found
+
+    def _computed_elsewhere(self, key: str) -> str | None:
+        """With Redis, one process computes a missing document while the others wait for it:
+        the document when another process claimed it and stored it in time, None when this
+        process should compute it (its claim taken, or the other's claim gone unfulfilled)."""
+        if self._redis is None:
+            return None
+        claim = CLAIM_PREFIX + key
+        waited = 0.0
+        try:
+            while not self._redis.set(claim, "1", nx=True, px=CLAIM_MILLISECONDS):
+                if waited >= CLAIM_MILLISECONDS / 1000:
+                    return None
+                time.sleep(CLAIM_POLL_SECONDS)
+                waited += CLAIM_POLL_SECONDS
+                found = self._get(key)
+                if found is not None:
+                    return found
+        except redis.RedisError as error:
+            log.warning("document cache unavailable: %s", error)
+        return None
+
+    def _release_claim(self, key: str) -> None:
+        if self._redis is not None:
+            try:
+                self._redis.delete(CLAIM_PREFIX + key)
+            except redis.RedisError as error:
+                log.warning("document cache unavailable: %s", error)
+
+    def ledger(self, connection: Connection, version: str) -> LedgerArrays:
+        """The movement ledger at `version`, read once per version (concurrent callers wait
+        for one read). The connection must be allowed to read the ledger."""
+        from execmetrics.metrics.ledger_arrays import load_ledger
+
+        with self._ledger_lock:
+            if self._ledger is None or self._ledger[0] != version:
+                self._ledger = None  # the old version's memory goes before the new is read
+                self._ledger = (version, load_ledger(connection))
+            return self._ledger[1]
 
     def _get(self, key: str) -> str | None:
         with self._mutex:
@@ -82,7 +140,7 @@ class DocumentCache:
         if self._redis is None:
             return None
         try:
-            value = self._redis.get("execmetrics:doc:" + key)
+            value = self._redis.get(DOCUMENT_PREFIX + key)
         except redis.RedisError as error:
             log.warning("document cache unavailable: %s", error)
             return None
@@ -96,7 +154,7 @@ class DocumentCache:
         self._remember(key, text)
         if self._redis is not None:
             try:
-                self._redis.set("execmetrics:doc:" + key, text, ex=REDIS_SECONDS)
+                self._redis.set(DOCUMENT_PREFIX + key, text, ex=REDIS_SECONDS)
             except redis.RedisError as error:
                 log.warning("document not cached in Redis: %s", error)
 
@@ -118,11 +176,14 @@ def metrics_document(
     by: str | None = None,
 ) -> str:
     """The JSON text of `execmetrics metrics --format json`, from the cache when it holds it."""
-    key = cache_key("metrics", data_version(connection), first=first, last=last,
-                    interval=interval, tz=tz, by=by)  # fmt: skip
-    return cache.document(
-        key, lambda: render.to_json(compute_metrics(connection, first, last, interval, tz, by))
-    )
+    version = data_version(connection)
+    key = cache_key("metrics", version, first=first, last=last, interval=interval, tz=tz, by=by)
+
+    def compute() -> str:
+        ledger = cache.ledger(connection, version)
+        return render.to_json(compute_metrics(connection, first, last, interval, tz, by, ledger))
+
+    return cache.document(key, compute)
 
 
 def cohorts_document(
@@ -137,10 +198,14 @@ def cohorts_document(
 
 def summary_document(cache: DocumentCache, connection: Connection, tz: str = "UTC") -> str:
     today = datetime.now(time_zone(tz)).date()
-    key = cache_key("summary", data_version(connection), tz=tz, month=period_start(today, "month"))
-    return cache.document(
-        key, lambda: render.json_text(compute_summary(connection, tz, today), indent=None)
-    )
+    version = data_version(connection)
+    key = cache_key("summary", version, tz=tz, month=period_start(today, "month"))
+
+    def compute() -> str:
+        summary = compute_summary(connection, tz, today, cache.ledger(connection, version))
+        return render.json_text(summary, indent=None)
+
+    return cache.document(key, compute)
 
 
 # The documents the dashboard and the default API requests ask for first.

@@ -4,13 +4,16 @@ its previous value and a 12-month trend."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from execmetrics.metrics.periods import period_start, shift_periods, time_zone
 from execmetrics.metrics.service import compute_metrics
 from execmetrics.timeutil import format_micros, now_micros
+
+if TYPE_CHECKING:
+    from execmetrics.metrics.ledger_arrays import LedgerArrays
 
 # Headline name -> metrics field.
 HEADLINE = {
@@ -29,13 +32,21 @@ TREND_MONTHS = 12
 
 
 def compute_summary(
-    connection: Connection, tz: str = "UTC", today: date | None = None
+    connection: Connection,
+    tz: str = "UTC",
+    today: date | None = None,
+    ledger: LedgerArrays | None = None,
 ) -> dict[str, Any]:
     """The summary document of `GET /api/v1/summary` (docs/api.md)."""
     today = today or datetime.now(time_zone(tz)).date()
     current = period_start(today, "month")
     report = compute_metrics(
-        connection, shift_periods(current, "month", TREND_MONTHS), current, "month", tz
+        connection,
+        shift_periods(current, "month", TREND_MONTHS),
+        current,
+        "month",
+        tz,
+        ledger=ledger,
     )
     # Oldest first: TREND_MONTHS complete months, then the current month so far.
     complete, month_to_date = report.rows[:-1], report.rows[-1]
