@@ -18,6 +18,7 @@ from typing import Protocol
 
 import redis
 
+from execmetrics import redis_client
 from execmetrics.errors import RateLimited, Unavailable
 
 log = logging.getLogger("execmetrics.ratelimit")
@@ -137,7 +138,7 @@ class RedisBackend:
     """Limits shared by every server process through one Redis."""
 
     def __init__(self, url: str, prefix: str = "execmetrics:rl:") -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.client = redis_client.connect(url)
         self.prefix = prefix
         self._take = self.client.register_script(_TAKE)
         self._add = self.client.register_script(_ADD)

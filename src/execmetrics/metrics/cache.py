@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy import Connection, func, select
 
-from execmetrics import render
+from execmetrics import redis_client, render
 from execmetrics.metrics.cohorts import compute_cohorts
 from execmetrics.metrics.periods import default_range, period_start, time_zone
 from execmetrics.metrics.service import compute_metrics
@@ -68,11 +68,7 @@ class DocumentCache:
         self._computing: dict[str, threading.Lock] = {}
         self._ledger: tuple[str, LedgerArrays] | None = None
         self._ledger_lock = threading.Lock()
-        self._redis = (
-            redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            if redis_url
-            else None
-        )
+        self._redis = redis_client.connect(redis_url) if redis_url else None
 
     def document(self, key: str, compute: Callable[[], str]) -> str:
         """The cached document, or `compute()`'s, which is then cached."""
