@@ -49,10 +49,13 @@ CLAIM_POLL_SECONDS = 0.005
 
 def data_version(connection: Connection) -> str:
     """Changes whenever an ingestion commits or a setting changes."""
-    newest = connection.execute(select(func.max(ingestions.c.id))).scalar()
-    stored = sorted(
-        tuple(row) for row in connection.execute(select(settings.c.key, settings.c.value))
-    )
+    # One round trip: every request for a cached document asks this first.
+    newest_ingestion = select(func.max(ingestions.c.id))
+    rows = connection.execute(
+        select(settings.c.key, settings.c.value, newest_ingestion.scalar_subquery())
+    ).all()
+    newest = rows[0][2] if rows else connection.execute(newest_ingestion).scalar()
+    stored = sorted((key, value) for key, value, _ in rows)
     digest = hashlib.sha256(json.dumps(stored).encode()).hexdigest()[:16]
     return f"{newest or 0}.{digest}"
 
