@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 # The newest migration. Opening a database at this revision skips Alembic altogether, which
 # keeps every command's start-up short; tests/store/test_migrations.py keeps it true.
 SCHEMA_REVISION = "0004"
+# Connections kept open per engine: a server process answers up to 40 requests at once (its
+# worker threads), and a connection opened and closed per request beyond the pool cost
+# PostgreSQL a new backend each time.
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,13 +54,15 @@ def make_engine(url: str, session_role: str | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_size=20, max_overflow=20)
+        engine = create_engine(parsed, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(
+            parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        )
         if session_role is not None:
             event.listen(engine, "connect", _session_role(session_role))
         return engine
