@@ -40,7 +40,6 @@ from execmetrics.demo import DemoFiles, DemoSpec, write_demo
 from execmetrics.errors import ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
-from execmetrics.metrics.cache import DocumentCache, warm_documents
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
@@ -163,6 +162,9 @@ def _warm_shared_cache(engine: Engine) -> None:
     first dashboard view after an ingestion does not wait for the computation."""
     redis_url = get_settings().redis_url
     if redis_url is not None:
+        # Here, not at module level: the Redis client costs every command 0.07 s to load.
+        from execmetrics.metrics.cache import DocumentCache, warm_documents
+
         with engine.connect() as connection:
             warm_documents(DocumentCache(redis_url), connection)
 

@@ -10,6 +10,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,8 +31,13 @@ _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 # argon2id with the library's defaults (RFC 9106 low-memory profile).
 _hasher = PasswordHasher()
-# Compared against when the email is unknown, so a sign-in takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Compared against when the email is unknown, so a sign-in takes as long either way
+    (made on first use: hashing costs every command 0.1 s at start-up)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ def authenticate_password(connection: Connection, email: str, password: str) -> 
         )
     ).first()
     try:
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+        _hasher.verify(row.password_hash if row else _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
         return None
     if row is None:
