@@ -1,0 +1,1 @@
+"""KPIs: named, versioned definitions over the revenue engine's metrics, with targets."""
