@@ -119,9 +119,11 @@ def compute_metrics(
     tz: str = "UTC",
     by: str | None = None,
     ledger: LedgerArrays | None = None,
+    exact: bool = False,
 ) -> MetricsReport:
     """The metrics of each period from `first` to `last`. `ledger` is the movement ledger
-    already read into memory at the current data version, if the caller keeps one."""
+    already read into memory at the current data version, if the caller keeps one. Rates are
+    decimals rounded to six places, or with `exact` the fractions they were rounded from."""
     zone = time_zone(tz)
     requested = periods_between(first, last, interval, zone)
     extra = history_periods(interval)
@@ -132,6 +134,9 @@ def compute_metrics(
         rows = _subscription_rows(connection, periods[extra:], by)
     else:
         rows = _customer_rows(connection, periods, extra, interval, by, zone, ledger)
+    if not exact:
+        for row in rows:
+            _finish(row)
     return MetricsReport(currency, tz, interval, rows)
 
 
@@ -176,9 +181,6 @@ def _customer_rows(
                 row["group"] = None if by is None else (queries.NONE_GROUP if key is None else key)
                 rows.append(row)
     rows.sort(key=lambda row: row["period_start"])
-    for row in rows:
-        del row["period_start"]
-        _finish(row)
     return [{name: row[name] for name in FIELDS} for row in rows]
 
 

@@ -1,0 +1,121 @@
+"""KPI values: each KPI's metric for its period, exactly, and formulas over them."""
+
+from __future__ import annotations
+
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from tests.builders import ingest
+from tests.metrics.scenarios import ingest_mixed, steady_churn_events
+
+from execmetrics.kpi.definitions import KpiDefinition
+from execmetrics.kpi.evaluation import evaluate_kpis, period_label
+from execmetrics.kpi.formula import FormulaError
+from execmetrics.metrics.periods import parse_label
+from execmetrics.metrics.service import compute_metrics
+
+F = Fraction
+APRIL_15 = date(2024, 4, 15)
+
+
+def kpi(name: str, **fields: Any) -> KpiDefinition:
+    values: dict[str, Any] = {
+        "name": name,
+        "title": name,
+        "category": "financial",
+        "unit": "ratio",
+        "direction": "higher_is_better",
+    }
+    return KpiDefinition.model_validate(values | fields)
+
+
+def exact_row(engine: Engine, label: str, interval: str = "month", **options: Any) -> Any:
+    with engine.connect() as connection:
+        start = parse_label(label, "from")
+        return compute_metrics(connection, start, start, interval, exact=True, **options).rows
+
+
+def evaluate(engine: Engine, definitions: list[KpiDefinition], today: date = APRIL_15) -> Any:
+    with engine.connect() as connection:
+        return evaluate_kpis(connection, definitions, today)
+
+
+def test_period_labels_count_back_from_today() -> None:
+    assert period_label(kpi("x", metric="mrr_end").period, APRIL_15) == "2024-03"
+    for period, expected in [
+        ("month_to_date", "2024-04"),
+        ("quarter_to_date", "2024-Q2"),
+        ("year_to_date", "2024"),
+    ]:
+        assert period_label(kpi("x", metric="mrr_end", period=period).period, APRIL_15) == expected
+    assert period_label(kpi("x", metric="mrr_end").period, date(2024, 1, 1)) == "2023-12"
+
+
+def test_metric_kpis_take_their_periods_rows_exactly(engine: Engine) -> None:
+    ingest(engine, events=steady_churn_events())
+    values = evaluate(
+        engine,
+        [
+            kpi("churn", metric="customer_churn_rate", direction="lower_is_better"),
+            kpi("mrr", metric="mrr_end", unit="money"),
+            kpi("mrr_now", metric="mrr_end", unit="money", period="month_to_date"),
+            kpi("quarter_new", metric="new_customers", unit="count", period="quarter_to_date"),
+            kpi("year_churned", metric="churned_customers", unit="count", period="year_to_date"),
+        ],
+    )
+    assert values["churn"].period == "2024-03"
+    assert values["churn"].value == F(1, 20)  # one of 20 customers left in March
+    [march] = exact_row(engine, "2024-03")
+    assert values["mrr"].value == march["mrr_end"] == 200000
+    [april] = exact_row(engine, "2024-04")
+    assert (values["mrr_now"].period, values["mrr_now"].value) == ("2024-04", april["mrr_end"])
+    [quarter] = exact_row(engine, "2024-Q2", "quarter")
+    assert values["quarter_new"].value == quarter["new_customers"]
+    [year] = exact_row(engine, "2024", "year")
+    assert values["year_churned"].value == year["churned_customers"]
+
+
+def test_rates_are_exact_fractions_not_rounded_decimals(engine: Engine) -> None:
+    events = steady_churn_events()
+    ingest(engine, events=events[:3])  # three customers from December 2023
+    ingest(engine, events=[e for e in events if e["event_id"] == "b0-x"])  # one leaves in January
+    values = evaluate(engine, [kpi("churn", metric="customer_churn_rate")], date(2024, 2, 1))
+    assert values["churn"].value == F(1, 3)  # rounded for output it would be 0.333333
+
+
+def test_a_formula_over_kpis_is_exact(engine: Engine) -> None:
+    ingest(engine, events=steady_churn_events())
+    values = evaluate(
+        engine,
+        [
+            kpi("churn_share", formula="churned / (start_customers * 3)"),
+            kpi("churned", metric="churned_customers", unit="count"),
+            kpi("start_customers", metric="customers_start", unit="count"),
+        ],
+    )
+    assert values["churn_share"].value == F(1, 60)  # 1 of 20, over 3
+    assert values["churn_share"].period == "2024-03"
+
+
+def test_a_breakdown_groups_kpi_and_a_missing_group(engine: Engine) -> None:
+    ingest_mixed(engine)
+    definitions = [
+        kpi("smb_mrr", metric="mrr_end", unit="money", group={"by": "segment", "value": "SMB"}),
+        kpi("nowhere", metric="mrr_end", unit="money", group={"by": "country", "value": "ZZ"}),
+        kpi("nowhere_doubled", formula="nowhere * 2"),
+    ]
+    today = date(2024, 7, 1)
+    values = evaluate(engine, definitions, today)
+    rows = exact_row(engine, "2024-06", by="segment")
+    [smb] = [row for row in rows if row["group"] == "SMB"]
+    assert values["smb_mrr"].value == smb["mrr_end"]
+    assert values["nowhere"].value is None
+    assert values["nowhere_doubled"].value is None
+
+
+def test_definitions_that_read_themselves_are_refused(engine: Engine) -> None:
+    with pytest.raises(FormulaError, match="cycle"):
+        evaluate(engine, [kpi("a", formula="b"), kpi("b", formula="a")])
