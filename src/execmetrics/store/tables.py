@@ -216,3 +216,17 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("hash", String(64), nullable=False, unique=True),
 )
+
+# Every version of every KPI definition, appended, never changed: a change to a KPI adds its
+# next version, and removing it adds a version without a definition (docs/kpis.md).
+kpi_versions = Table(
+    "kpi_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "version", name="uq_kpi_versions_name_version"),
+)
