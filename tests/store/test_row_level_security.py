@@ -20,6 +20,8 @@ from execmetrics.accounts.service import create_token
 from execmetrics.api.app import create_app
 from execmetrics.api.deps import set_database_role
 from execmetrics.audit.chain import AuditEntry, append
+from execmetrics.kpi.definitions import KpiDefinition
+from execmetrics.kpi.service import apply_kpis, current_kpis
 from execmetrics.store.database import make_engine
 from execmetrics.store.tables import (
     audit_log,
@@ -162,3 +164,26 @@ def test_the_server_works_as_the_application_role(
     assert metrics.status_code == 200 and metrics.json()["rows"][0]["mrr_end"] > 0
     assert len(listed.json()["items"]) == 3
     assert posted.status_code == 200, posted.text
+
+
+def test_every_role_reads_kpis_and_only_executives_and_admins_add_versions(
+    app_engine: Engine, demo_postgres: Engine
+) -> None:
+    mrr = KpiDefinition(
+        name="mrr", title="MRR", metric="mrr_end", category="financial", unit="money",
+        direction="higher_is_better",
+    )  # fmt: skip
+    with app_engine.connect() as connection, connection.begin():
+        set_database_role(connection, Role.EXECUTIVE)
+        apply_kpis(connection, [mrr], "test")
+    for role in Role:
+        with app_engine.connect() as connection, connection.begin():
+            set_database_role(connection, role)
+            assert set(current_kpis(connection)) == {"mrr"}
+    with app_engine.connect() as connection, connection.begin():
+        assert current_kpis(connection) == {}  # no role, nothing
+    for role in (Role.VIEWER, Role.ANALYST):
+        with app_engine.connect() as connection, connection.begin():
+            set_database_role(connection, role)
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                apply_kpis(connection, [mrr.model_copy(update={"title": "Changed"})], "test")
