@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy import Engine, text
 
+from execmetrics.kpi.config import starter_kpis
+from execmetrics.kpi.service import apply_kpis
 from execmetrics.store.tables import metadata, settings
 
 
@@ -18,3 +20,5 @@ def truncate_all(engine: Engine) -> None:
         # As a new database would be: with an id of its own (migration 0004), so documents
         # cached in the shared Redis for an earlier test's data never match.
         connection.execute(settings.insert().values(key="database_id", value=uuid.uuid4().hex))
+        # And with the starter KPIs (migration 0005).
+        apply_kpis(connection, starter_kpis(), "execmetrics")

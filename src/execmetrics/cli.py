@@ -40,6 +40,9 @@ from execmetrics.demo import DemoFiles, DemoSpec, write_demo
 from execmetrics.errors import ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
+from execmetrics.kpi.config import ConfigError, export_config, read_config
+from execmetrics.kpi.formula import FormulaError
+from execmetrics.kpi.service import KpiDiff, apply_kpis, current_kpis
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
@@ -63,11 +66,13 @@ settings_app = typer.Typer(help="Per-database settings.", no_args_is_help=True)
 users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+kpis_app = typer.Typer(help="KPI definitions, as code (docs/kpis.md).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(settings_app, name="settings")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
+app.add_typer(kpis_app, name="kpis")
 
 # Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -517,6 +522,71 @@ def audit_verify(db: DbOption = None) -> None:
         highlight=False,
     )
     raise typer.Exit(1)
+
+
+@kpis_app.command("apply")
+def kpis_apply(
+    file: Annotated[Path, typer.Argument(help="A YAML file with a 'kpis' list.")],
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove stored KPIs that the file does not list.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create or update KPIs from a file, idempotently, and print what changed."""
+    try:
+        definitions = read_config(file)
+    except ConfigError as error:
+        # Plain writes: each problem line must survive pipes intact.
+        sys.stderr.write(f"Nothing was applied: {len(error.problems)} problem(s)\n{error}\n")
+        raise typer.Exit(2) from None
+    with _engine(db).begin() as connection:
+        try:
+            diff = apply_kpis(connection, definitions, f"cli:{getpass.getuser()}", prune, dry_run)
+        except FormulaError as error:
+            raise _fail(f"{file}: {error}") from None
+        if not dry_run and not diff.empty:
+            _cli_audit(
+                connection, "kpis apply", "kpis", created=diff.created,
+                changed=sorted(diff.changed), removed=diff.removed,
+            )  # fmt: skip
+    _print_kpi_diff(diff, dry_run)
+
+
+def _print_kpi_diff(diff: KpiDiff, dry_run: bool) -> None:
+    for name in diff.created:
+        console.print(f"[green]+ {name}[/] created", highlight=False)
+    for name, changes in diff.changed.items():
+        console.print(f"[yellow]~ {name}[/] changed", highlight=False)
+        for change in changes:
+            console.print(
+                f"    {change.field}: {change.before!r} -> {change.after!r}",
+                highlight=False,
+                markup=False,
+            )
+    for name in diff.removed:
+        console.print(f"[red]- {name}[/] removed", highlight=False)
+    verb = "would change" if dry_run else "changed"
+    console.print(
+        f"{len(diff.created) + len(diff.changed) + len(diff.removed)} KPIs {verb}, "
+        f"{len(diff.unchanged)} unchanged"
+    )
+
+
+@kpis_app.command("export")
+def kpis_export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write here, not to stdout.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the current KPI definitions as YAML, in the form `kpis apply` reads."""
+    with _engine(db).connect() as connection:
+        text = export_config([kpi.definition for kpi in current_kpis(connection).values()])
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 @app.command()

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
+from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.formula import FormulaError
 from execmetrics.kpi.service import FieldChange, apply_kpis, current_kpis, kpi_history
+from execmetrics.store.database import open_database
 from execmetrics.store.tables import kpi_versions
+
+
+@pytest.fixture(autouse=True)
+def no_kpis(engine: Engine) -> None:
+    """Each test starts without the starter set, which a new database has."""
+    with engine.begin() as connection:
+        connection.execute(delete(kpi_versions))
 
 
 def kpi(name: str, **fields: Any) -> KpiDefinition:
@@ -100,3 +110,12 @@ def test_a_bad_set_writes_nothing(
     with pytest.raises(FormulaError, match=message):
         apply(engine, [*definitions, kpi("share", metric=None, formula="mrr / 2")], **options)
     assert versions(engine) == before
+
+
+def test_a_new_database_starts_with_the_starter_set(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    names = {definition.name for definition in starter_kpis()}
+    assert len(names) >= 15
+    assert set(stored(engine)) == names
+    assert all(version == 1 for version, _ in stored(engine).values())
+    assert apply(engine, starter_kpis()).empty  # applying it again changes nothing

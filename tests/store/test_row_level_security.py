@@ -179,7 +179,7 @@ def test_every_role_reads_kpis_and_only_executives_and_admins_add_versions(
     for role in Role:
         with app_engine.connect() as connection, connection.begin():
             set_database_role(connection, role)
-            assert set(current_kpis(connection)) == {"mrr"}
+            assert "mrr" in current_kpis(connection)
     with app_engine.connect() as connection, connection.begin():
         assert current_kpis(connection) == {}  # no role, nothing
     for role in (Role.VIEWER, Role.ANALYST):

@@ -1,8 +1,9 @@
 """kpi versions
 
-Every version of every KPI definition. On PostgreSQL every role may read them (viewers see
-KPIs) and executives and admins may add versions, under forced row-level security like the
-other tables (migration 0003).
+Every version of every KPI definition, starting with the starter set that ships with the
+package (kpi/starter.yaml), which a database gets when it reaches this revision. On
+PostgreSQL every role may read them (viewers see KPIs) and executives and admins may add
+versions, under forced row-level security like the other tables (migration 0003).
 
 Revision ID: 0005
 Revises: 0004
@@ -27,7 +28,7 @@ WRITERS = "ARRAY['executive', 'admin']"
 
 
 def upgrade() -> None:
-    op.create_table(
+    table = op.create_table(
         "kpi_versions",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(64), nullable=False),
@@ -37,6 +38,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(200), nullable=False),
         sa.UniqueConstraint("name", "version", name="uq_kpi_versions_name_version"),
     )
+    op.bulk_insert(table, starter_rows())
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(f"ALTER TABLE kpi_versions OWNER TO {OWNER}")
@@ -52,6 +54,24 @@ def upgrade() -> None:
         "CREATE POLICY kpi_versions_add ON kpi_versions FOR INSERT "
         f"WITH CHECK ({ROLE} = ANY ({WRITERS}))"
     )
+
+
+def starter_rows() -> list[dict[str, object]]:
+    """Version 1 of each starter KPI."""
+    from execmetrics.kpi.config import starter_kpis
+    from execmetrics.timeutil import now_micros
+
+    now = now_micros()
+    return [
+        {
+            "name": definition.name,
+            "version": 1,
+            "definition": definition.model_dump(mode="json"),
+            "created_at": now,
+            "created_by": "execmetrics",
+        }
+        for definition in starter_kpis()
+    ]
 
 
 def downgrade() -> None:
