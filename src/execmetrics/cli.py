@@ -9,10 +9,12 @@ import secrets
 import sys
 import tempfile
 import uuid
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,6 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from sqlalchemy import Connection, Engine, func, select
 
 from execmetrics import render
@@ -48,10 +51,16 @@ from execmetrics.metrics.periods import (
     INTERVALS,
     PeriodError,
     default_range,
+    time_zone,
 )
 from execmetrics.metrics.queries import BreakdownError
 from execmetrics.metrics.service import FIELDS, MetricsError, MetricsReport, compute_metrics
-from execmetrics.settings_store import SettingError, all_settings, set_setting
+from execmetrics.settings_store import (
+    SettingError,
+    all_settings,
+    reporting_currency,
+    set_setting,
+)
 from execmetrics.store.database import open_database
 from execmetrics.store.tables import customers
 from execmetrics.timeutil import format_micros, now_micros, parse_duration
@@ -573,6 +582,43 @@ def _print_kpi_diff(diff: KpiDiff, dry_run: bool) -> None:
         f"{len(diff.created) + len(diff.changed) + len(diff.removed)} KPIs {verb}, "
         f"{len(diff.unchanged)} unchanged"
     )
+
+
+@kpis_app.command("evaluate")
+def kpis_evaluate(
+    on: Annotated[
+        str | None,
+        typer.Option("--date", help="Evaluate as of this day, YYYY-MM-DD (default: today)."),
+    ] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the day.")] = "UTC",
+    db: DbOption = None,
+) -> None:
+    """Evaluate every KPI and store each value once per data version; print them."""
+    from execmetrics.kpi.evaluation import record_evaluations
+
+    try:
+        zone = time_zone(tz)
+        day = date.fromisoformat(on) if on else datetime.now(zone).date()
+    except PeriodError as error:
+        raise _fail(str(error)) from None
+    except ValueError:
+        raise _fail(f"--date: expected YYYY-MM-DD, got {on!r}") from None
+    with _engine(db).begin() as connection:
+        evaluations = record_evaluations(connection, day, tz)
+        definitions = current_kpis(connection)
+        currency = reporting_currency(connection)
+    table = Table(title=f"KPIs as of {day.isoformat()}", box=box.SIMPLE_HEAD)
+    for heading in ("KPI", "Period", "Value", "Stored"):
+        table.add_column(heading, justify="right" if heading == "Value" else "left")
+    for evaluation in evaluations:
+        unit = definitions[evaluation.name].definition.unit.value
+        table.add_row(
+            evaluation.name,
+            evaluation.period,
+            render.format_kpi_value(evaluation.value, unit, currency),
+            "new" if evaluation.recorded else "already",
+        )
+    console.print(table)
 
 
 @kpis_app.command("export")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from rich import box
@@ -14,8 +15,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from execmetrics.metrics.service import MetricsReport
-from execmetrics.money import Money
+from execmetrics.metrics.service import MetricsReport, as_decimal
+from execmetrics.money import Money, round_half_up
 
 FORMATS = ("table", "json", "csv")
 MONEY_FIELDS = {
@@ -85,6 +86,19 @@ def format_value(name: str, value: Any, currency: str) -> str:
     if isinstance(value, Decimal | float):
         return f"{value:.2f}"
     return str(value)
+
+
+def format_kpi_value(value: Fraction | None, unit: str, currency: str) -> str:
+    """A KPI's exact value for people, by its unit (docs/kpis.md)."""
+    if value is None:
+        return "-"
+    if unit == "money":
+        return Money(round_half_up(value), currency).format()
+    if unit == "percent":
+        return f"{as_decimal(value * 100):.2f}%"
+    if unit == "count" and value.denominator == 1:
+        return f"{value.numerator:,}"
+    return f"{as_decimal(value):.4f}" if unit == "ratio" else f"{as_decimal(value):,.2f}"
 
 
 HEADINGS = {

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
+from tests.builders import ingest, start
 from typer.testing import CliRunner
 
 from execmetrics.cli import app as cli
 from execmetrics.kpi.config import ConfigError, export_config, parse_config, starter_kpis
 from execmetrics.kpi.definitions import check_references
 from execmetrics.kpi.service import current_kpis
-from execmetrics.store.tables import audit_log, kpi_versions
+from execmetrics.store.tables import audit_log, kpi_evaluations, kpi_versions
 
 GOOD = """\
 kpis:
@@ -180,3 +181,33 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["kpis", "apply", str(latin), "--db", "sqlite://"])
     assert result.exit_code == 2
     assert f"{latin}: cannot be read" in result.output
+
+
+def test_the_command_line_evaluates_and_stores_once_per_data_version(engine: Engine) -> None:
+    ingest(engine, events=[start("e1", "c1", "s1", "2025-01-10T00:00:00Z", 123456)])
+    url = engine.url.render_as_string(hide_password=False)
+    arguments = ["kpis", "evaluate", "--date", "2025-02-03", "--db", url]
+    first = CliRunner().invoke(cli, arguments)
+    assert first.exit_code == 0, first.output
+    assert "GBP 1,234.56" in first.output  # the January MRR of the one customer
+    assert "already" not in first.output
+    second = CliRunner().invoke(cli, arguments)
+    rows = [line.split() for line in second.output.splitlines()]
+    stored_column = [row[-1] for row in rows if len(row) > 2 and row[1] in ("2025-01", "2025-02")]
+    assert stored_column == ["already"] * len(starter_kpis())
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(kpi_evaluations)).scalar()
+    assert stored == len(starter_kpis())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--date", "2025-13-01"], "--date: expected YYYY-MM-DD, got '2025-13-01'"),
+        (["--tz", "Mars/Olympus"], "tz: unknown IANA time zone 'Mars/Olympus'"),
+    ],
+)
+def test_bad_evaluation_options_are_named(arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["kpis", "evaluate", *arguments, "--db", "sqlite://"])
+    assert result.exit_code == 2
+    assert message in result.output

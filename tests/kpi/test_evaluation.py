@@ -12,8 +12,9 @@ from tests.builders import ingest
 from tests.metrics.scenarios import ingest_mixed, steady_churn_events
 
 from execmetrics.kpi.definitions import KpiDefinition
-from execmetrics.kpi.evaluation import evaluate_kpis, period_label
+from execmetrics.kpi.evaluation import evaluate_kpis, kpi_values, period_label, record_evaluations
 from execmetrics.kpi.formula import FormulaError
+from execmetrics.kpi.service import apply_kpis
 from execmetrics.metrics.periods import parse_label
 from execmetrics.metrics.service import compute_metrics
 
@@ -119,3 +120,33 @@ def test_a_breakdown_groups_kpi_and_a_missing_group(engine: Engine) -> None:
 def test_definitions_that_read_themselves_are_refused(engine: Engine) -> None:
     with pytest.raises(FormulaError, match="cycle"):
         evaluate(engine, [kpi("a", formula="b"), kpi("b", formula="a")])
+
+
+def test_recording_adds_each_value_once_per_data_version(engine: Engine) -> None:
+    events = steady_churn_events()
+    ingest(engine, events=events[:3])
+    with engine.begin() as connection:
+        apply_kpis(connection, [kpi("third", formula="customers / 3")], "test")
+        apply_kpis(connection, [kpi("customers", metric="customers_end", unit="count")], "test")
+        first = record_evaluations(connection, date(2024, 2, 15))
+    assert all(evaluation.recorded for evaluation in first)
+    by_name = {evaluation.name: evaluation for evaluation in first}
+    assert by_name["customers"].value == 3 and by_name["third"].value == 1
+    with engine.begin() as connection:
+        again = record_evaluations(connection, date(2024, 2, 15))
+    assert not any(evaluation.recorded for evaluation in again)
+    ingest(engine, events=[e for e in events if e["event_id"] == "b0-x"])
+    with engine.begin() as connection:
+        after = {e.name: e for e in record_evaluations(connection, date(2024, 2, 15))}
+        apply_kpis(connection, [kpi("third", formula="customers / 7")], "test")
+        changed = {e.name: e for e in record_evaluations(connection, date(2024, 2, 15))}
+    assert after["third"].recorded and after["third"].value == F(2, 3)
+    assert changed["third"].recorded and changed["third"].version == 2
+    assert not changed["customers"].recorded
+    with engine.connect() as connection:
+        history = kpi_values(connection, "third")
+    assert [(h["version"], h["period"], h["value"]) for h in history] == [
+        (1, "2024-01", 1),
+        (1, "2024-01", F(2, 3)),
+        (2, "2024-01", F(2, 7)),
+    ]

@@ -8,12 +8,16 @@ from datetime import date
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert, select
 
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import KpiDefinition, Period, check_references
+from execmetrics.kpi.service import current_kpis
+from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import label, period_start, shift_periods
 from execmetrics.metrics.service import compute_metrics
+from execmetrics.store.tables import kpi_evaluations
+from execmetrics.timeutil import now_micros
 
 if TYPE_CHECKING:
     from execmetrics.metrics.ledger_arrays import LedgerArrays
@@ -98,3 +102,69 @@ def _fraction(value: object) -> Fraction | None:
     if isinstance(value, int | Fraction):
         return Fraction(value)
     raise TypeError(f"a metric value must be a whole number or a fraction, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    name: str
+    version: int
+    period: str
+    value: Fraction | None
+    recorded: bool  # False: the same inputs were evaluated before, nothing was added
+
+
+def record_evaluations(
+    connection: Connection, today: date, tz: str = "UTC", ledger: LedgerArrays | None = None
+) -> list[Evaluation]:
+    """Evaluate every current KPI and store each value not yet stored for its KPI version,
+    period and data version: evaluating again at the same data version adds nothing."""
+    stored = current_kpis(connection)
+    version = data_version(connection)
+    values = evaluate_kpis(
+        connection, [kpi.definition for kpi in stored.values()], today, tz, ledger
+    )
+    e = kpi_evaluations.c
+    seen = {
+        (row.name, row.version, row.period)
+        for row in connection.execute(
+            select(e.name, e.version, e.period).where(e.data_version == version)
+        )
+    }
+    evaluations = [
+        Evaluation(name, stored[name].version, value.period, value.value,
+                   (name, stored[name].version, value.period) not in seen)
+        for name, value in sorted(values.items())
+    ]  # fmt: skip
+    new_rows = [
+        {"name": ev.name, "version": ev.version, "period": ev.period,
+         "value": fraction_text(ev.value), "data_version": version, "evaluated_at": now_micros()}
+        for ev in evaluations if ev.recorded
+    ]  # fmt: skip
+    if new_rows:
+        connection.execute(insert(kpi_evaluations), new_rows)
+    return evaluations
+
+
+def kpi_values(
+    connection: Connection, name: str, first: int | None = None, last: int | None = None
+) -> list[dict[str, Any]]:
+    """The stored evaluations of one KPI, oldest first, between two instants (inclusive)."""
+    e = kpi_evaluations.c
+    query = select(e.version, e.period, e.value, e.data_version, e.evaluated_at).where(
+        e.name == name
+    )
+    if first is not None:
+        query = query.where(e.evaluated_at >= first)
+    if last is not None:
+        query = query.where(e.evaluated_at <= last)
+    rows = connection.execute(query.order_by(e.evaluated_at, e.id))
+    return [dict(row._mapping) | {"value": parse_fraction(row.value)} for row in rows]
+
+
+def fraction_text(value: Fraction | None) -> str | None:
+    """An exact value as stored: "p/q", or "p" when it is whole."""
+    return None if value is None else str(value)
+
+
+def parse_fraction(text: str | None) -> Fraction | None:
+    return None if text is None else Fraction(text)

@@ -230,3 +230,19 @@ kpi_versions = Table(
     Column("created_by", String(200), nullable=False),
     UniqueConstraint("name", "version", name="uq_kpi_versions_name_version"),
 )
+
+# Each evaluation of a KPI: its exact value ("p/q", or "p" when whole; NULL when it has none)
+# for one period at one data version. Evaluating again at the same data version adds nothing.
+kpi_evaluations = Table(
+    "kpi_evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("value", Text),
+    Column("data_version", String(100), nullable=False),
+    Column("evaluated_at", BigInteger, nullable=False),
+    UniqueConstraint("name", "version", "period", "data_version", name="uq_kpi_evaluations_inputs"),
+    Index("ix_kpi_evaluations_name_evaluated_at", "name", "evaluated_at"),
+)
