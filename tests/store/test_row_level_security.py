@@ -27,6 +27,7 @@ from execmetrics.store.tables import (
     audit_log,
     customer_ledger,
     customers,
+    kpi_evaluations,
     mrr_movements,
     subscription_events,
     subscription_mrr_spans,
@@ -187,3 +188,22 @@ def test_every_role_reads_kpis_and_only_executives_and_admins_add_versions(
             set_database_role(connection, role)
             with pytest.raises(ProgrammingError, match="row-level security"):
                 apply_kpis(connection, [mrr.model_copy(update={"title": "Changed"})], "test")
+
+
+def test_every_role_reads_kpi_values_and_only_executives_and_admins_store_them(
+    app_engine: Engine,
+) -> None:
+    row = {"name": "mrr", "version": 1, "period": "2025-11", "value": "12345",
+           "data_version": "1.test", "evaluated_at": 1}  # fmt: skip
+    with app_engine.connect() as connection, connection.begin():
+        set_database_role(connection, Role.ADMIN)
+        connection.execute(kpi_evaluations.insert().values(row))
+    for role in Role:
+        with app_engine.connect() as connection, connection.begin():
+            set_database_role(connection, role)
+            assert connection.execute(select(kpi_evaluations.c.value)).scalars().all() == ["12345"]
+    for role in (Role.VIEWER, Role.ANALYST):
+        with app_engine.connect() as connection, connection.begin():
+            set_database_role(connection, role)
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                connection.execute(kpi_evaluations.insert().values(row | {"period": "2025-12"}))
