@@ -12,6 +12,7 @@ from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from execmetrics.kpi import formula as expression
+from execmetrics.kpi.targets import Target
 from execmetrics.metrics.queries import CUSTOMER_BREAKDOWNS
 from execmetrics.metrics.service import FIELDS
 
@@ -80,6 +81,7 @@ class KpiDefinition(BaseModel):
     direction: Direction
     schedule: str = DEFAULT_SCHEDULE
     period: Period = Period.LAST_COMPLETE_MONTH
+    targets: Annotated[list[Target], Field(max_length=20)] = []
 
     @field_validator("name")
     @classmethod
