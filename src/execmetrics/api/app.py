@@ -16,7 +16,7 @@ from execmetrics.accounts.jwt import JwtVerifier
 from execmetrics.api import problems
 from execmetrics.api.deps import ServerState, read_in_aggregate
 from execmetrics.api.middleware import RequestGuard
-from execmetrics.api.routes import admin, events, health, metrics
+from execmetrics.api.routes import admin, events, health, kpis, metrics
 from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
@@ -68,7 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         cache=DocumentCache(settings.redis_url),
     )
     problems.install(app)
-    for module in (health, metrics, events, admin):
+    for module in (health, metrics, kpis, events, admin):
         app.include_router(module.router)
     pages.install(app)
     if settings.cors_origins:

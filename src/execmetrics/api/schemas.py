@@ -167,3 +167,47 @@ class TokenOut(Strict):
 
 class Health(Strict):
     status: Literal["ok"]
+
+
+class KpiOut(Strict):
+    """A KPI's current definition (docs/kpis.md)."""
+
+    name: str
+    version: int
+    title: str
+    description: str
+    metric: str | None
+    group: dict[str, str] | None
+    formula: str | None
+    category: str
+    unit: str
+    direction: str
+    schedule: str
+    period: str
+    targets: list[dict[str, Any]]
+
+
+class KpiValue(Strict):
+    """A stored value: `value` rounded half up to six decimals, `exact` as a fraction."""
+
+    period: str | None
+    version: int
+    value: float | None
+    exact: str | None
+    evaluated_at: str | None
+    goal: float | None
+    met: bool | None
+
+
+class KpiCurrent(KpiValue):
+    name: str
+
+
+class KpiHistoryRow(KpiValue):
+    previous: float | None
+    year_ago: float | None
+
+
+class KpiHistory(Strict):
+    name: str
+    rows: list[KpiHistoryRow]

@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select
 
 from execmetrics.kpi import formula as expression
-from execmetrics.kpi.definitions import KpiDefinition, Period, check_references
+from execmetrics.kpi.definitions import Direction, KpiDefinition, Period, check_references
 from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.targets import goal_for, met, period_interval
 from execmetrics.metrics.cache import data_version
-from execmetrics.metrics.periods import label, period_start, shift_periods
+from execmetrics.metrics.periods import (
+    PERIODS_PER_YEAR,
+    label,
+    parse_label,
+    period_start,
+    shift_periods,
+)
 from execmetrics.metrics.service import compute_metrics
 from execmetrics.store.tables import kpi_evaluations
 from execmetrics.timeutil import now_micros
@@ -168,3 +175,86 @@ def fraction_text(value: Fraction | None) -> str | None:
 
 def parse_fraction(text: str | None) -> Fraction | None:
     return None if text is None else Fraction(text)
+
+
+def current_values(connection: Connection) -> list[dict[str, Any]]:
+    """Each current KPI with its latest stored value (for its current version) and whether
+    that value meets its targets; `value` is None when nothing is stored yet."""
+    e = kpi_evaluations.c
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    rows = connection.execute(
+        select(e.name, e.version, e.period, e.value, e.evaluated_at).order_by(e.evaluated_at, e.id)
+    )
+    for row in rows:
+        latest[(row.name, row.version)] = dict(row._mapping)
+    result = []
+    for name, kpi in current_kpis(connection).items():
+        found = latest.get((name, kpi.version))
+        value = parse_fraction(found["value"]) if found else None
+        period = found["period"] if found else None
+        result.append(
+            {
+                "name": name,
+                "version": kpi.version,
+                "period": period,
+                "value": value,
+                "evaluated_at": found["evaluated_at"] if found else None,
+                **_verdict(kpi.definition, period, value),
+            }
+        )
+    return result
+
+
+def value_history(
+    connection: Connection, name: str, first: str | None = None, last: str | None = None
+) -> list[dict[str, Any]]:
+    """The KPI's latest stored value for each period from `first` to `last` (period labels,
+    inclusive), with the value of the period before, of the same period a year before, and
+    the goal its targets set for the period."""
+    stored = current_kpis(connection).get(name)
+    if stored is None:
+        raise KeyError(name)
+    by_period: dict[str, dict[str, Any]] = {}
+    for row in kpi_values(connection, name):
+        by_period[row["period"]] = row  # later evaluations of a period replace earlier ones
+    rows = []
+    for period in sorted(by_period, key=_period_order):
+        if (first and _period_order(period) < _period_order(first)) or (
+            last and _period_order(period) > _period_order(last)
+        ):
+            continue
+        row = by_period[period]
+        interval = period_interval(period)
+        start = parse_label(period, "period")
+        previous = label(shift_periods(start, interval, 1), interval)
+        year_ago = label(shift_periods(start, interval, PERIODS_PER_YEAR[interval]), interval)
+        rows.append(
+            {
+                "period": period,
+                "version": row["version"],
+                "value": row["value"],
+                "evaluated_at": row["evaluated_at"],
+                "previous": by_period.get(previous, {}).get("value"),
+                "year_ago": by_period.get(year_ago, {}).get("value"),
+                **_verdict(stored.definition, period, row["value"]),
+            }
+        )
+    return rows
+
+
+def _verdict(
+    definition: KpiDefinition, period: str | None, value: Fraction | None
+) -> dict[str, Any]:
+    if period is None:
+        return {"goal": None, "met": None}
+    higher = definition.direction is Direction.HIGHER_IS_BETTER
+    return {
+        "goal": goal_for(definition.targets, period),
+        "met": met(definition.targets, period, value, higher),
+    }
+
+
+def _period_order(period: str) -> tuple[int, int]:
+    """Periods of one kind in time order: 2025-01 < 2025-02, 2025-Q1 < 2025-Q2."""
+    start = parse_label(period, "period")
+    return (start.year, start.month)

@@ -52,9 +52,12 @@ def make_engine(url: str, session_role: str | None = None) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        in_memory = not parsed.database or parsed.database == ":memory:"
+        if not in_memory:
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        # An in-memory database lives in one connection (SQLAlchemy's singleton pool).
+        pool = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        engine = create_engine(parsed, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":

@@ -1,0 +1,74 @@
+"""KPIs: their definitions, current values and history (docs/kpis.md)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from execmetrics.api.deps import DbDep, ViewerCaller
+from execmetrics.api.problems import PROBLEM_RESPONSES
+from execmetrics.api.schemas import KpiCurrent, KpiHistory, KpiHistoryRow, KpiOut
+from execmetrics.errors import NotFound
+from execmetrics.kpi.evaluation import current_values, value_history
+from execmetrics.kpi.formula import NAME_PATTERN
+from execmetrics.kpi.service import current_kpis
+from execmetrics.metrics.service import as_decimal
+from execmetrics.timeutil import format_micros
+
+router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
+
+PERIOD = r"^[0-9]{4}(-[0-9]{2}|-Q[1-4])?$"
+
+
+@router.get("/kpis", response_model=list[KpiOut])
+def kpis(_: ViewerCaller, connection: DbDep) -> list[KpiOut]:
+    """Every current KPI definition, with its version."""
+    return [
+        KpiOut.model_validate({"version": kpi.version, **kpi.definition.model_dump(mode="json")})
+        for kpi in current_kpis(connection).values()
+    ]
+
+
+@router.get("/kpis/current", response_model=list[KpiCurrent])
+def kpis_current(_: ViewerCaller, connection: DbDep) -> list[KpiCurrent]:
+    """Each KPI's latest stored value for its current version, and whether it meets its
+    targets (null when nothing applies or nothing is stored yet)."""
+    return [KpiCurrent.model_validate(_shown(row)) for row in current_values(connection)]
+
+
+@router.get("/kpis/{name}/history", response_model=KpiHistory)
+def kpi_history(
+    _: ViewerCaller,
+    connection: DbDep,
+    name: Annotated[str, Path(max_length=64, pattern=rf"^{NAME_PATTERN}$")],
+    first: Annotated[
+        str | None, Query(alias="from", pattern=PERIOD, description="First period, e.g. 2025-01")
+    ] = None,
+    to: Annotated[str | None, Query(pattern=PERIOD, description="Last period")] = None,
+) -> KpiHistory:
+    """The KPI's latest stored value for each period, with the period before, the same
+    period a year before, and the goal its targets set."""
+    try:
+        rows = value_history(connection, name, first, to)
+    except KeyError:
+        raise NotFound(f"no KPI named {name!r}") from None
+    return KpiHistory(name=name, rows=[KpiHistoryRow.model_validate(_shown(r)) for r in rows])
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """Exact values as six-decimal numbers, with the fraction beside the value itself."""
+    shown = dict(row)
+    for key in ("value", "goal", "previous", "year_ago"):
+        if key in shown:
+            shown[key] = _number(shown[key])
+    shown["exact"] = None if row["value"] is None else str(row["value"])
+    if row.get("evaluated_at") is not None:
+        shown["evaluated_at"] = format_micros(row["evaluated_at"])
+    return shown
+
+
+def _number(value: Fraction | None) -> float | None:
+    decimal = as_decimal(value)
+    return None if decimal is None else float(decimal)
