@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from execmetrics.ingest.readers import Row
 from execmetrics.ingest.service import IngestResult, ingest_sources
+from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.metrics.cohorts import compute_cohorts
 from execmetrics.metrics.periods import parse_label
 from execmetrics.metrics.service import compute_metrics
@@ -135,3 +136,19 @@ def cohorts(engine: Engine, first: str, last: str, **options: Any) -> list[dict[
 
 def month(label: str) -> date:
     return parse_label(label, "month")
+
+
+def kpi_definition(name: str = "mrr", **fields: Any) -> KpiDefinition:
+    """A valid KPI definition: the MRR, unless `fields` say otherwise. A formula replaces the
+    metric; a field given as None is left out."""
+    values: dict[str, Any] = {
+        "name": name,
+        "title": name.upper(),
+        "category": "financial",
+        "unit": "money",
+        "direction": "higher_is_better",
+    }
+    if "formula" not in fields:
+        values["metric"] = "mrr_end"
+    values.update(fields)
+    return KpiDefinition.model_validate({k: v for k, v in values.items() if v is not None})

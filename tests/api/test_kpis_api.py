@@ -8,11 +8,10 @@ from fractions import Fraction
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from tests.api.conftest import TokenFor, bearer
-from tests.builders import ingest, start
+from tests.builders import ingest, kpi_definition, start
 
 from execmetrics.accounts.roles import Role
 from execmetrics.kpi.config import starter_kpis
-from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import apply_kpis
 
@@ -33,10 +32,9 @@ def test_current_values_history_and_targets(
     before = client.get("/api/v1/kpis/current", headers=headers).json()
     assert all(row["value"] is None and row["met"] is None for row in before)
     ingest(engine, events=[start("e1", "c1", "s1", "2024-01-10T00:00:00Z", 100000)])
-    customers_goal = KpiDefinition.model_validate(
-        {"name": "paying", "title": "Paying", "metric": "customers_end", "category": "customer",
-         "unit": "count", "direction": "higher_is_better",
-         "targets": [{"kind": "recurring", "every": "month", "value": 3}]}
+    customers_goal = kpi_definition(
+        "paying", metric="customers_end", category="customer", unit="count",
+        targets=[{"kind": "recurring", "every": "month", "value": 3}],
     )  # fmt: skip
     with engine.begin() as connection:
         apply_kpis(connection, [customers_goal], "test")

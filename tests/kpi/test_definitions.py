@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.builders import kpi_definition
 
 from execmetrics.kpi.definitions import (
     DEFAULT_SCHEDULE,
@@ -18,16 +19,7 @@ from execmetrics.kpi.formula import FormulaError
 
 
 def kpi(**fields: Any) -> KpiDefinition:
-    values: dict[str, Any] = {
-        "name": "mrr",
-        "title": "MRR",
-        "metric": "mrr_end",
-        "category": "financial",
-        "unit": "money",
-        "direction": "higher_is_better",
-    }
-    values.update(fields)
-    return KpiDefinition.model_validate({k: v for k, v in values.items() if v is not None})
+    return kpi_definition(**fields)
 
 
 def test_a_metric_kpi_with_defaults() -> None:
@@ -60,7 +52,7 @@ def test_a_formula_kpi_reads_other_kpis() -> None:
         ({"name": "max"}, "name", "'max' is a formula function"),
         ({"metric": "profit"}, "metric", "unknown metric 'profit'"),
         ({"metric": None, "formula": "a +"}, "formula", "at character 4"),
-        ({"formula": "a + b"}, "", "either metric or formula"),
+        ({"metric": "mrr_end", "formula": "a + b"}, "", "either metric or formula"),
         ({"metric": None}, "", "either metric or formula"),
         ({"schedule": "61 * * * *"}, "schedule", "not a cron expression (Bad minute)"),
         ({"schedule": "every hour"}, "schedule", "not a cron expression"),

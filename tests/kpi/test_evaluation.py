@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from tests.builders import ingest
+from tests.builders import kpi_definition as kpi
 from tests.metrics.scenarios import ingest_mixed, steady_churn_events
 
 from execmetrics.kpi.definitions import KpiDefinition
@@ -20,17 +21,6 @@ from execmetrics.metrics.service import compute_metrics
 
 F = Fraction
 APRIL_15 = date(2024, 4, 15)
-
-
-def kpi(name: str, **fields: Any) -> KpiDefinition:
-    values: dict[str, Any] = {
-        "name": name,
-        "title": name,
-        "category": "financial",
-        "unit": "ratio",
-        "direction": "higher_is_better",
-    }
-    return KpiDefinition.model_validate(values | fields)
 
 
 def exact_row(engine: Engine, label: str, interval: str = "month", **options: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, func, select
+from tests.builders import kpi_definition as kpi
 
 from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import KpiDefinition
@@ -21,19 +22,6 @@ def no_kpis(engine: Engine) -> None:
     """Each test starts without the starter set, which a new database has."""
     with engine.begin() as connection:
         connection.execute(delete(kpi_versions))
-
-
-def kpi(name: str, **fields: Any) -> KpiDefinition:
-    values: dict[str, Any] = {
-        "name": name,
-        "title": name.upper(),
-        "metric": "mrr_end",
-        "category": "financial",
-        "unit": "money",
-        "direction": "higher_is_better",
-    }
-    values.update(fields)
-    return KpiDefinition.model_validate({k: v for k, v in values.items() if v is not None})
 
 
 def apply(engine: Engine, definitions: list[KpiDefinition], **options: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.builders import kpi_definition
 
 from execmetrics.kpi.config import export_config, parse_config
 from execmetrics.kpi.definitions import KpiDefinition
@@ -16,10 +17,7 @@ F = Fraction
 
 
 def kpi(targets: list[dict[str, Any]], direction: str = "higher_is_better") -> KpiDefinition:
-    return KpiDefinition.model_validate(
-        {"name": "mrr", "title": "MRR", "metric": "mrr_end", "category": "financial",
-         "unit": "money", "direction": direction, "targets": targets}
-    )  # fmt: skip
+    return kpi_definition(targets=targets, direction=direction)
 
 
 def test_targets_are_exact_and_survive_storage_and_export() -> None:

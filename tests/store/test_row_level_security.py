@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from tests.api.conftest import bearer, load_demo, make_settings
+from tests.builders import kpi_definition
 from tests.database import truncate_all
 
 from execmetrics.accounts.roles import Role
@@ -20,7 +21,6 @@ from execmetrics.accounts.service import create_token
 from execmetrics.api.app import create_app
 from execmetrics.api.deps import set_database_role
 from execmetrics.audit.chain import AuditEntry, append
-from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.service import apply_kpis, current_kpis
 from execmetrics.store.database import make_engine
 from execmetrics.store.tables import (
@@ -170,10 +170,7 @@ def test_the_server_works_as_the_application_role(
 def test_every_role_reads_kpis_and_only_executives_and_admins_add_versions(
     app_engine: Engine, demo_postgres: Engine
 ) -> None:
-    mrr = KpiDefinition(
-        name="mrr", title="MRR", metric="mrr_end", category="financial", unit="money",
-        direction="higher_is_better",
-    )  # fmt: skip
+    mrr = kpi_definition()
     with app_engine.connect() as connection, connection.begin():
         set_database_role(connection, Role.EXECUTIVE)
         apply_kpis(connection, [mrr], "test")
