@@ -6,7 +6,7 @@ from datetime import date
 from fractions import Fraction
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from tests.api.conftest import TokenFor, bearer
 from tests.builders import ingest, kpi_definition, start
 
@@ -14,6 +14,7 @@ from execmetrics.accounts.roles import Role
 from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import apply_kpis
+from execmetrics.store.tables import audit_log
 
 
 def test_a_viewer_reads_the_definitions(client: TestClient, token_for: TokenFor) -> None:
@@ -73,3 +74,84 @@ def test_bad_kpi_requests(client: TestClient, token_for: TokenFor) -> None:
     bad_range = client.get("/api/v1/kpis/mrr/history?from=January", headers=headers)
     assert bad_range.status_code == 422
     assert "from" in bad_range.text
+
+
+SMB_CHURN = {
+    "name": "smb_churn",
+    "title": "SMB logo churn",
+    "metric": "customer_churn_rate",
+    "group": {"by": "segment", "value": "SMB"},
+    "category": "customer",
+    "unit": "ratio",
+    "direction": "lower_is_better",
+}
+
+
+def test_executives_apply_kpis_as_the_command_line_does(
+    engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+
+    def apply(body: dict[str, object]) -> dict[str, object]:
+        answer = client.post("/api/v1/kpis/apply", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, object] = answer.json()
+        return result
+
+    dry = apply({"kpis": [SMB_CHURN], "dry_run": True})
+    assert dry["created"] == ["smb_churn"] and dry["dry_run"] is True
+    listed = {kpi["name"] for kpi in client.get("/api/v1/kpis", headers=headers).json()}
+    assert "smb_churn" not in listed
+    assert apply({"kpis": [SMB_CHURN]})["created"] == ["smb_churn"]
+    assert apply({"kpis": [SMB_CHURN]})["unchanged"] == ["smb_churn"]
+    changed = apply({"kpis": [SMB_CHURN | {"title": "Churn, SMB"}]})["changed"]
+    assert changed == {
+        "smb_churn": [{"field": "title", "before": "SMB logo churn", "after": "Churn, SMB"}]
+    }
+    pruned = apply({"kpis": [SMB_CHURN | {"title": "Churn, SMB"}], "prune": True})
+    assert "mrr" in pruned["removed"]  # type: ignore[operator]
+    listed = {kpi["name"] for kpi in client.get("/api/v1/kpis", headers=headers).json()}
+    assert listed == {"smb_churn"}
+    with engine.connect() as connection:
+        audited = connection.execute(
+            select(audit_log.c.action).where(audit_log.c.action == "POST /api/v1/kpis/apply")
+        ).all()
+    assert len(audited) == 5
+
+
+def test_viewers_and_analysts_cannot_change_kpis(client: TestClient, token_for: TokenFor) -> None:
+    for role in (Role.VIEWER, Role.ANALYST):
+        answer = client.post(
+            "/api/v1/kpis/apply", json={"kpis": [SMB_CHURN]}, headers=bearer(token_for(role))
+        )
+        assert answer.status_code == 403
+
+
+def test_a_bad_kpi_set_is_a_clear_422_and_saves_nothing(
+    client: TestClient, token_for: TokenFor
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+    formula = {k: v for k, v in SMB_CHURN.items() if k not in ("metric", "group")}
+    cases = [
+        ([SMB_CHURN | {"metric": "profit"}], "kpis[0].metric", "unknown metric 'profit'"),
+        ([SMB_CHURN | {"schedule": "every day"}], "kpis[0].schedule", "not a cron expression"),
+        ([SMB_CHURN, formula | {"name": "f", "formula": "(1"}], "kpis[1].formula", "expected ')'"),
+        ([formula | {"formula": "nothing + 1"}], "kpis", "unknown KPI 'nothing'"),
+        ([formula | {"formula": "smb_churn * 2"}], "kpis", "cycle: smb_churn -> smb_churn"),
+        ([SMB_CHURN, SMB_CHURN], "kpis", "smb_churn: defined more than once"),
+    ]
+    for kpis, parameter, message in cases:
+        answer = client.post("/api/v1/kpis/apply", json={"kpis": kpis}, headers=headers)
+        assert answer.status_code == 422, (kpis, answer.text)
+        assert answer.json()["parameter"] == parameter
+        assert message in answer.json()["detail"]
+    listed = {kpi["name"] for kpi in client.get("/api/v1/kpis", headers=headers).json()}
+    assert "smb_churn" not in listed and "f" not in listed
+    pruning_a_read_kpi = client.post(
+        "/api/v1/kpis/apply",
+        json={"kpis": [formula | {"name": "ratio", "formula": "mrr_start / 2"}], "prune": True},
+        headers=headers,
+    )
+    # Pruning would remove mrr_start, which the new formula reads.
+    assert pruning_a_read_kpi.status_code == 422
+    assert "ratio: unknown KPI 'mrr_start'" in pruning_a_read_kpi.json()["detail"]

@@ -211,3 +211,30 @@ class KpiHistoryRow(KpiValue):
 class KpiHistory(Strict):
     name: str
     rows: list[KpiHistoryRow]
+
+
+class KpiApply(Strict):
+    """A set of KPI definitions to apply (docs/kpis.md)."""
+
+    # No coercion: `"dry_run": 0` is not a yes or no.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kpis: list[dict[str, Any]] = Field(max_length=1000)
+    prune: bool = False
+    dry_run: bool = False
+
+
+class KpiFieldChange(Strict):
+    field: str
+    before: Any
+    after: Any
+
+
+class KpiApplied(Strict):
+    """What applying changed (or with `dry_run`, would change)."""
+
+    created: list[str]
+    changed: dict[str, list[KpiFieldChange]]
+    removed: list[str]
+    unchanged: list[str]
+    dry_run: bool

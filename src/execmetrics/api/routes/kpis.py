@@ -6,20 +6,31 @@ from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from pydantic import ValidationError
 
-from execmetrics.api.deps import DbDep, ViewerCaller
+from execmetrics.api.deps import DbDep, ExecutiveCaller, ViewerCaller
 from execmetrics.api.problems import PROBLEM_RESPONSES
-from execmetrics.api.schemas import KpiCurrent, KpiHistory, KpiHistoryRow, KpiOut
-from execmetrics.errors import NotFound
+from execmetrics.api.schemas import (
+    KpiApplied,
+    KpiApply,
+    KpiCurrent,
+    KpiFieldChange,
+    KpiHistory,
+    KpiHistoryRow,
+    KpiOut,
+)
+from execmetrics.errors import InvalidParameter, NotFound
+from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.evaluation import current_values, value_history
-from execmetrics.kpi.formula import NAME_PATTERN
-from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.formula import NAME_PATTERN, FormulaError
+from execmetrics.kpi.service import apply_kpis, current_kpis
 from execmetrics.metrics.service import as_decimal
 from execmetrics.timeutil import format_micros
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
 
 PERIOD = r"^[0-9]{4}(-[0-9]{2}|-Q[1-4])?$"
+KpiName = Annotated[str, Path(max_length=64, pattern=rf"^{NAME_PATTERN}$")]
 
 
 @router.get("/kpis", response_model=list[KpiOut])
@@ -42,7 +53,7 @@ def kpis_current(_: ViewerCaller, connection: DbDep) -> list[KpiCurrent]:
 def kpi_history(
     _: ViewerCaller,
     connection: DbDep,
-    name: Annotated[str, Path(max_length=64, pattern=rf"^{NAME_PATTERN}$")],
+    name: KpiName,
     first: Annotated[
         str | None, Query(alias="from", pattern=PERIOD, description="First period, e.g. 2025-01")
     ] = None,
@@ -55,6 +66,34 @@ def kpi_history(
     except KeyError:
         raise NotFound(f"no KPI named {name!r}") from None
     return KpiHistory(name=name, rows=[KpiHistoryRow.model_validate(_shown(r)) for r in rows])
+
+
+@router.post("/kpis/apply", response_model=KpiApplied)
+def apply(caller: ExecutiveCaller, connection: DbDep, body: KpiApply) -> KpiApplied:
+    """Make the KPIs match a set of definitions, as `execmetrics kpis apply` does: create the
+    new ones, add a version to each changed one, and with `prune` remove those not given."""
+    definitions = []
+    for index, item in enumerate(body.kpis):
+        try:
+            definitions.append(KpiDefinition.model_validate(item))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in (f"kpis[{index}]", *first["loc"]))
+            raise InvalidParameter(where, first["msg"].removeprefix("Value error, ")) from None
+    try:
+        diff = apply_kpis(connection, definitions, caller.label, body.prune, body.dry_run)
+    except FormulaError as error:
+        raise InvalidParameter("kpis", str(error)) from None
+    return KpiApplied(
+        created=diff.created,
+        changed={
+            name: [KpiFieldChange(field=c.field, before=c.before, after=c.after) for c in changes]
+            for name, changes in diff.changed.items()
+        },
+        removed=diff.removed,
+        unchanged=diff.unchanged,
+        dry_run=body.dry_run,
+    )
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
