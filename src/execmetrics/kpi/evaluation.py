@@ -8,7 +8,7 @@ from datetime import date
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import Direction, KpiDefinition, Period, check_references
@@ -181,12 +181,13 @@ def current_values(connection: Connection) -> list[dict[str, Any]]:
     """Each current KPI with its latest stored value (for its current version) and whether
     that value meets its targets; `value` is None when nothing is stored yet."""
     e = kpi_evaluations.c
-    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    # Only the newest row of each KPI version: evaluations are appended as they are made, so
+    # it has the highest id (the table grows by every KPI at every evaluation).
+    newest = select(func.max(e.id)).group_by(e.name, e.version)
     rows = connection.execute(
-        select(e.name, e.version, e.period, e.value, e.evaluated_at).order_by(e.evaluated_at, e.id)
+        select(e.name, e.version, e.period, e.value, e.evaluated_at).where(e.id.in_(newest))
     )
-    for row in rows:
-        latest[(row.name, row.version)] = dict(row._mapping)
+    latest = {(row.name, row.version): dict(row._mapping) for row in rows}
     result = []
     for name, kpi in current_kpis(connection).items():
         found = latest.get((name, kpi.version))
