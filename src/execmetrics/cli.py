@@ -45,7 +45,7 @@ from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
 from execmetrics.kpi.config import ConfigError, export_config, read_config
 from execmetrics.kpi.formula import FormulaError
-from execmetrics.kpi.service import KpiDiff, apply_kpis, current_kpis
+from execmetrics.kpi.service import Diff, apply_kpis, current_kpis
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
@@ -564,7 +564,7 @@ def kpis_apply(
     _print_kpi_diff(diff, dry_run)
 
 
-def _print_kpi_diff(diff: KpiDiff, dry_run: bool) -> None:
+def _print_kpi_diff(diff: Diff, dry_run: bool) -> None:
     for name in diff.created:
         console.print(f"[green]+ {name}[/] created", highlight=False)
     for name, changes in diff.changed.items():

@@ -246,3 +246,140 @@ kpi_evaluations = Table(
     UniqueConstraint("name", "version", "period", "data_version", name="uq_kpi_evaluations_inputs"),
     Index("ix_kpi_evaluations_name_evaluated_at", "name", "evaluated_at"),
 )
+
+
+def _versions(name: str) -> Table:
+    """Every version of a named definition, appended, never changed, as for KPIs."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(64), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("definition", JSON),
+        Column("created_at", BigInteger, nullable=False),
+        Column("created_by", String(200), nullable=False),
+        UniqueConstraint("name", "version", name=f"uq_{name}_name_version"),
+    )
+
+
+alert_rule_versions = _versions("alert_rule_versions")
+escalation_policy_versions = _versions("escalation_policy_versions")
+# A channel's secrets are stored encrypted with a key derived from the server's secret key.
+channel_versions = _versions("channel_versions")
+
+# One alert instance per rule and label set (docs/alerts.md, "State"). An instance is updated
+# in place; its history is in alert_transitions.
+alert_instances = Table(
+    "alert_instances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(64), nullable=False),
+    Column("labels_key", String(400), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("rule_version", Integer, nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("phase", String(12), nullable=False),
+    Column("health", String(12)),
+    Column("since", BigInteger, nullable=False),
+    Column("firing_since", BigInteger),
+    Column("episode", Integer, nullable=False),
+    Column("value", Text),
+    Column("summary", Text, nullable=False),
+    Column("data_version", String(100)),
+    Column("evaluated_at", BigInteger, nullable=False),
+    # The escalation policy version the current episode started with, and its acknowledgements.
+    Column("policy", String(64)),
+    Column("policy_version", Integer),
+    Column("acknowledgements", JSON, nullable=False),
+    Column("acknowledged_by", String(200)),
+    UniqueConstraint("rule", "labels_key", name="uq_alert_instances_rule_labels"),
+)
+
+alert_transitions = Table(
+    "alert_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("instance_id", Integer, ForeignKey("alert_instances.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("from_state", String(12), nullable=False),
+    Column("to_state", String(12), nullable=False),
+    Column("event", String(12)),
+    Column("episode", Integer, nullable=False),
+    Column("value", Text),
+    Column("summary", Text, nullable=False),
+    Index("ix_alert_transitions_instance_at", "instance_id", "at"),
+    Index("ix_alert_transitions_at", "at"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(64)),  # NULL: every rule
+    Column("matchers", JSON, nullable=False),  # labels an instance must carry, exactly
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The transactional outbox: a notification is written in the transaction that changes the
+# alert, and delivered afterwards by the dispatcher (docs/notifications.md, "Delivery").
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(400), nullable=False, unique=True),
+    Column("instance_id", Integer, ForeignKey("alert_instances.id")),
+    Column("channel", String(64), nullable=False),  # a channel's name, or in_app
+    Column("recipient", String(320), nullable=False),  # '' for the channel's own recipients
+    Column("event", String(20), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("message", JSON, nullable=False),
+    # queued, delivered, dead (after the last attempt), or silenced (kept, never sent)
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+    Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_notifications_instance", "instance_id"),
+)
+
+# In-app notifications: each user's own list, read through the API and the dashboard.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("notification_id", Integer, ForeignKey("notifications.id"), unique=True),
+    Column("severity", String(10), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("links", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("read_at", BigInteger),
+    Index("ix_inbox_user_created_at", "user_id", "created_at"),
+)
+
+# Each user's notification preferences: time zone, quiet hours, phone, digest.
+user_preferences = Table(
+    "user_preferences",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("preferences", JSON, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Leases that let one process of several run the scheduler (docs/alerts.md, "Where it runs").
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

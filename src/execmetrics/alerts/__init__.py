@@ -1,0 +1,1 @@
+"""Alert rules over KPI values: conditions, the alert state machine, escalation."""

@@ -1,0 +1,1 @@
+"""Analytics over metric and KPI series."""

@@ -1,0 +1,1 @@
+"""Notifications: channels, messages, delivery through the outbox, quiet hours, digests."""
