@@ -13,7 +13,13 @@ from tests.builders import kpi_definition as kpi
 from tests.metrics.scenarios import ingest_mixed, steady_churn_events
 
 from execmetrics.kpi.definitions import KpiDefinition
-from execmetrics.kpi.evaluation import evaluate_kpis, kpi_values, period_label, record_evaluations
+from execmetrics.kpi.evaluation import (
+    evaluate_kpi_history,
+    evaluate_kpis,
+    kpi_values,
+    period_label,
+    record_evaluations,
+)
 from execmetrics.kpi.formula import FormulaError
 from execmetrics.kpi.service import apply_kpis
 from execmetrics.metrics.periods import parse_label
@@ -43,6 +49,28 @@ def test_period_labels_count_back_from_today() -> None:
     ]:
         assert period_label(kpi("x", metric="mrr_end", period=period).period, APRIL_15) == expected
     assert period_label(kpi("x", metric="mrr_end").period, date(2024, 1, 1)) == "2023-12"
+
+
+def test_history_gives_each_earlier_period_the_value_it_had_at_its_own_end(
+    engine: Engine,
+) -> None:
+    ingest(engine, events=steady_churn_events())
+    definitions = [
+        kpi("churn", metric="customer_churn_rate", direction="lower_is_better"),
+        kpi("mrr_now", metric="mrr_end", unit="money", period="month_to_date"),
+        kpi("quarter_new", metric="new_customers", unit="count", period="quarter_to_date"),
+        kpi("twice", formula="mrr_now * 2", unit="money", period="month_to_date"),
+    ]
+    with engine.connect() as connection:
+        history = evaluate_kpi_history(connection, definitions, APRIL_15, periods=4)
+    assert [v.period for v in history["churn"]] == ["2023-12", "2024-01", "2024-02", "2024-03"]
+    assert [v.period for v in history["quarter_new"]][-2:] == ["2024-Q1", "2024-Q2"]
+    month_ends = [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), APRIL_15]
+    for back, day in enumerate(month_ends):
+        at_the_time = evaluate(engine, definitions, day)
+        assert history["mrr_now"][back] == at_the_time["mrr_now"]
+        assert history["twice"][back].value == 2 * history["mrr_now"][back].value
+    assert history["churn"][-1] == evaluate(engine, definitions)["churn"]
 
 
 def test_metric_kpis_take_their_periods_rows_exactly(engine: Engine) -> None:

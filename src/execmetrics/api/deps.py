@@ -21,6 +21,7 @@ from execmetrics.config import Settings
 from execmetrics.errors import Forbidden, NotAuthenticated, RateLimited
 from execmetrics.metrics.cache import DocumentCache
 from execmetrics.ratelimit import Limiter
+from execmetrics.store.roles import as_role
 
 SESSION_COOKIE = "execmetrics_session"
 # Routes anyone may call: health checks, the sign-in form, static assets, the API schema.
@@ -66,12 +67,8 @@ DbDep = Annotated[Connection, Depends(database, scope="function")]
 
 
 def set_database_role(connection: Connection, role: Role | None) -> None:
-    """Tell PostgreSQL's row-level security who is asking, for this transaction only (so a
-    pooled connection never carries it to the next request)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            select(func.set_config("execmetrics.role", role.value if role else "", True))
-        )
+    """Tell PostgreSQL's row-level security who is asking, for this transaction only."""
+    as_role(connection, role.value if role else None)
 
 
 def read_in_aggregate(connection: Connection) -> None:

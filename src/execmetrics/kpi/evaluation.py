@@ -46,9 +46,9 @@ class KpiValue:
     value: Fraction | None  # None: the KPI has no value for the period
 
 
-def period_label(period: Period, today: date) -> str:
-    interval, back = PERIOD_OF[period]
-    return label(shift_periods(period_start(today, interval), interval, back), interval)
+def period_label(period: Period, today: date, back: int = 0) -> str:
+    interval, offset = PERIOD_OF[period]
+    return label(shift_periods(period_start(today, interval), interval, offset + back), interval)
 
 
 def evaluate_kpis(
@@ -58,26 +58,43 @@ def evaluate_kpis(
     tz: str = "UTC",
     ledger: LedgerArrays | None = None,
 ) -> dict[str, KpiValue]:
-    """Every KPI's value for its period as of `today` (a date in `tz`): metric KPIs from one
-    metrics computation per period and breakdown, then formulas in the order they read each
-    other. Raises FormulaError for definitions that refer to unknown KPIs or to themselves."""
+    """Every KPI's value for its period as of `today` (a date in `tz`)."""
+    history = evaluate_kpi_history(connection, definitions, today, tz, ledger, periods=1)
+    return {name: values[-1] for name, values in history.items()}
+
+
+def evaluate_kpi_history(
+    connection: Connection,
+    definitions: list[KpiDefinition],
+    today: date,
+    tz: str = "UTC",
+    ledger: LedgerArrays | None = None,
+    periods: int = 1,
+) -> dict[str, list[KpiValue]]:
+    """Every KPI's values for its period as of `today` and the `periods - 1` periods before,
+    oldest first: metric KPIs from one metrics computation per period kind and breakdown,
+    then formulas in the order they read each other, each reading its inputs the same
+    number of periods back. Raises FormulaError for definitions that refer to unknown KPIs
+    or to themselves."""
     order = check_references(definitions)
     by_name = {definition.name: definition for definition in definitions}
-    rows = _metric_rows(connection, definitions, today, tz, ledger)
-    values: dict[str, KpiValue] = {}
+    rows = _metric_rows(connection, definitions, today, tz, ledger, periods)
+    values: dict[str, list[KpiValue]] = {}
     for name in order:
         definition = by_name[name]
-        period = period_label(definition.period, today)
-        if definition.formula is not None:
-            inputs = {read: values[read].value for read in definition.reads()}
-            value = expression.evaluate(expression.parse(definition.formula), inputs)
-        else:
-            assert definition.metric is not None  # a definition has a metric or a formula
-            group = definition.group
-            key = (definition.period, group.by if group else None)
-            row = rows[key].get(group.value if group else None)
-            value = None if row is None else _fraction(row[definition.metric])
-        values[name] = KpiValue(name, period, value)
+        values[name] = []
+        for back in range(periods - 1, -1, -1):
+            period = period_label(definition.period, today, back)
+            if definition.formula is not None:
+                inputs = {read: values[read][-1 - back].value for read in definition.reads()}
+                value = expression.evaluate(expression.parse(definition.formula), inputs)
+            else:
+                assert definition.metric is not None  # a definition has a metric or a formula
+                group = definition.group
+                key = (definition.period, group.by if group else None, period)
+                row = rows[key].get(group.value if group else None)
+                value = None if row is None else _fraction(row[definition.metric])
+            values[name].append(KpiValue(name, period, value))
     return values
 
 
@@ -87,19 +104,22 @@ def _metric_rows(
     today: date,
     tz: str,
     ledger: LedgerArrays | None,
-) -> dict[tuple[Period, str | None], dict[str | None, dict[str, Any]]]:
+    periods: int,
+) -> dict[tuple[Period, str | None, str], dict[str | None, dict[str, Any]]]:
     """The metrics row of each period and breakdown the metric KPIs need, by group value."""
     needed = {
         (d.period, d.group.by if d.group else None) for d in definitions if d.metric is not None
     }
-    rows: dict[tuple[Period, str | None], dict[str | None, dict[str, Any]]] = defaultdict(dict)
+    rows: dict[tuple[Period, str | None, str], dict[str | None, dict[str, Any]]]
+    rows = defaultdict(dict)
     for period, by in sorted(needed, key=str):
         interval, back = PERIOD_OF[period]
-        start = shift_periods(period_start(today, interval), interval, back)
-        report = compute_metrics(connection, start, start, interval, tz, by, ledger, exact=True)
+        last = shift_periods(period_start(today, interval), interval, back)
+        first = shift_periods(last, interval, periods - 1)
+        report = compute_metrics(connection, first, last, interval, tz, by, ledger, exact=True)
         for row in report.rows:
             # Customers without a value for the breakdown form the group "(none)".
-            rows[(period, by)][row["group"]] = row
+            rows[(period, by, row["period"])][row["group"]] = row
     return rows
 
 
@@ -121,14 +141,19 @@ class Evaluation:
 
 
 def record_evaluations(
-    connection: Connection, today: date, tz: str = "UTC", ledger: LedgerArrays | None = None
+    connection: Connection,
+    today: date,
+    tz: str = "UTC",
+    ledger: LedgerArrays | None = None,
+    periods: int = 1,
 ) -> list[Evaluation]:
-    """Evaluate every current KPI and store each value not yet stored for its KPI version,
-    period and data version: evaluating again at the same data version adds nothing."""
+    """Evaluate every current KPI for its current period (and with `periods` > 1 the
+    periods before it too) and store each value not yet stored for its KPI version, period
+    and data version: evaluating again at the same data version adds nothing."""
     stored = current_kpis(connection)
     version = data_version(connection)
-    values = evaluate_kpis(
-        connection, [kpi.definition for kpi in stored.values()], today, tz, ledger
+    history = evaluate_kpi_history(
+        connection, [kpi.definition for kpi in stored.values()], today, tz, ledger, periods
     )
     e = kpi_evaluations.c
     seen = {
@@ -140,11 +165,13 @@ def record_evaluations(
     evaluations = [
         Evaluation(name, stored[name].version, value.period, value.value,
                    (name, stored[name].version, value.period) not in seen)
-        for name, value in sorted(values.items())
+        for name, values in sorted(history.items())
+        for value in values
     ]  # fmt: skip
+    now = now_micros()
     new_rows = [
         {"name": ev.name, "version": ev.version, "period": ev.period,
-         "value": fraction_text(ev.value), "data_version": version, "evaluated_at": now_micros()}
+         "value": fraction_text(ev.value), "data_version": version, "evaluated_at": now}
         for ev in evaluations if ev.recorded
     ]  # fmt: skip
     if new_rows:

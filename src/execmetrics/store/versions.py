@@ -55,9 +55,7 @@ def latest(connection: Connection, table: Table) -> dict[str, Stored]:
         .order_by(t.name)
     )
     return {
-        row.name: Stored(row.version, row.definition)
-        for row in rows
-        if row.definition is not None
+        row.name: Stored(row.version, row.definition) for row in rows if row.definition is not None
     }
 
 
