@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -43,9 +43,7 @@ from execmetrics.demo import DemoFiles, DemoSpec, write_demo
 from execmetrics.errors import ServiceError
 from execmetrics.ingest.problems import IngestError
 from execmetrics.ingest.service import IngestProgress, IngestResult, ingest_files
-from execmetrics.kpi.config import ConfigError, export_config, read_config
-from execmetrics.kpi.formula import FormulaError
-from execmetrics.kpi.service import Diff, apply_kpis, current_kpis
+from execmetrics.kpi.service import Diff, current_kpis
 from execmetrics.metrics.cohorts import COHORT_FIELDS, compute_cohorts
 from execmetrics.metrics.periods import (
     INTERVALS,
@@ -64,6 +62,7 @@ from execmetrics.settings_store import (
 from execmetrics.store.database import open_database
 from execmetrics.store.tables import customers
 from execmetrics.timeutil import format_micros, now_micros, parse_duration
+from execmetrics.yaml_config import ConfigError
 
 app = typer.Typer(
     help="Executive SaaS metrics from your subscription data.",
@@ -84,6 +83,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(kpis_app, name="kpis")
 
 # Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
+if TYPE_CHECKING:
+    from execmetrics.notify.registry import Sealer
+
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
@@ -535,36 +537,54 @@ def audit_verify(db: DbOption = None) -> None:
 
 @kpis_app.command("apply")
 def kpis_apply(
-    file: Annotated[Path, typer.Argument(help="A YAML file with a 'kpis' list.")],
+    file: Annotated[
+        Path, typer.Argument(help="A YAML file with kpis, rules, policies and channels.")
+    ],
     prune: Annotated[
-        bool, typer.Option("--prune", help="Remove stored KPIs that the file does not list.")
+        bool,
+        typer.Option("--prune", help="Remove stored items of each section the file does not list."),
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
     ] = False,
     db: DbOption = None,
 ) -> None:
-    """Create or update KPIs from a file, idempotently, and print what changed."""
+    """Create or update KPIs, alert rules, escalation policies and channels from a file,
+    idempotently, and print what changed."""
+    from execmetrics.as_code import apply_declared, read_declared
+
     try:
-        definitions = read_config(file)
+        declared = read_declared(file)
+        with _engine(db).begin() as connection:
+            diffs = apply_declared(
+                connection, declared, f"cli:{getpass.getuser()}", _sealer(), prune, dry_run,
+                get_settings().outbound_allow,
+            )  # fmt: skip
+            changed = {name: diff for name, diff in diffs.items() if not diff.empty}
+            if not dry_run and changed:
+                _cli_audit(
+                    connection, "kpis apply", "configuration",
+                    **{name: _diff_names(diff) for name, diff in changed.items()},
+                )  # fmt: skip
     except ConfigError as error:
         # Plain writes: each problem line must survive pipes intact.
         sys.stderr.write(f"Nothing was applied: {len(error.problems)} problem(s)\n{error}\n")
         raise typer.Exit(2) from None
-    with _engine(db).begin() as connection:
-        try:
-            diff = apply_kpis(connection, definitions, f"cli:{getpass.getuser()}", prune, dry_run)
-        except FormulaError as error:
-            raise _fail(f"{file}: {error}") from None
-        if not dry_run and not diff.empty:
-            _cli_audit(
-                connection, "kpis apply", "kpis", created=diff.created,
-                changed=sorted(diff.changed), removed=diff.removed,
-            )  # fmt: skip
-    _print_kpi_diff(diff, dry_run)
+    for section, diff in diffs.items():
+        _print_diff(section, diff, dry_run)
 
 
-def _print_kpi_diff(diff: Diff, dry_run: bool) -> None:
+def _sealer() -> Sealer:
+    from execmetrics.notify.registry import Sealer
+
+    return Sealer.from_secret(get_settings().secret_key.get_secret_value())
+
+
+def _diff_names(diff: Diff) -> dict[str, list[str]]:
+    return {"created": diff.created, "changed": sorted(diff.changed), "removed": diff.removed}
+
+
+def _print_diff(section: str, diff: Diff, dry_run: bool) -> None:
     for name in diff.created:
         console.print(f"[green]+ {name}[/] created", highlight=False)
     for name, changes in diff.changed.items():
@@ -579,7 +599,7 @@ def _print_kpi_diff(diff: Diff, dry_run: bool) -> None:
         console.print(f"[red]- {name}[/] removed", highlight=False)
     verb = "would change" if dry_run else "changed"
     console.print(
-        f"{len(diff.created) + len(diff.changed) + len(diff.removed)} KPIs {verb}, "
+        f"{section}: {len(diff.created) + len(diff.changed) + len(diff.removed)} {verb}, "
         f"{len(diff.unchanged)} unchanged"
     )
 
@@ -626,9 +646,12 @@ def kpis_export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not to stdout.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write the current KPI definitions as YAML, in the form `kpis apply` reads."""
+    """Write the current KPIs, rules, policies and channels as YAML, in the form `kpis apply`
+    reads; channel secrets are left out."""
+    from execmetrics.as_code import export_document, stored_declared
+
     with _engine(db).connect() as connection:
-        text = export_config([kpi.definition for kpi in current_kpis(connection).values()])
+        text = export_document(stored_declared(connection, _sealer()))
     if out is None:
         sys.stdout.write(text)
     else:
@@ -676,6 +699,52 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="One round of evaluation and delivery, then exit.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Run the scheduler and the notification dispatcher without the server."""
+    import signal
+    import threading
+
+    from execmetrics.alerts.scheduler import scheduler_from_settings
+
+    if db:
+        os.environ["EXECMETRICS_DATABASE_URL"] = db
+    settings = get_settings()
+    try:
+        settings.check_for_serving()
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+    scheduler = scheduler_from_settings(settings, open_database(settings.database_url))
+    if once:
+        cycle, sent = scheduler.tick()
+        evaluated = "not this process (another holds the lease)" if cycle is None else (
+            f"{cycle.evaluated} evaluated, {cycle.fired} fired, {cycle.resolved} resolved, "
+            f"{cycle.queued} notifications queued"
+        )  # fmt: skip
+        console.print(f"rules: {evaluated}", highlight=False)
+        console.print(
+            f"notifications: {sent.delivered} delivered, {sent.retrying} to retry, "
+            f"{sent.dead} dead",
+            highlight=False,
+        )
+        return
+    stop = threading.Event()
+
+    def stop_soon(*_: object) -> None:
+        stop.set()
+        scheduler.wake.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_soon)
+    console.print("execmetrics worker is running (Ctrl+C stops it)", highlight=False)
+    scheduler.run(stop)
+
+
+@app.command()
 def openapi(
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
 ) -> None:
@@ -684,7 +753,7 @@ def openapi(
     from execmetrics.config import Settings
     from execmetrics.store.database import make_engine
 
-    schema = create_app(Settings(), engine=make_engine("sqlite://")).openapi()
+    schema = create_app(Settings(scheduler=False), engine=make_engine("sqlite://")).openapi()
     text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     if out is None:
         sys.stdout.write(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_PATH = Path("var") / "execmetrics.db"
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     trusted_proxies: str = "127.0.0.1"
 
+    # Alerting and notifications (docs/alerts.md, docs/notifications.md).
+    public_url: str = "http://127.0.0.1:8000"
+    time_zone: str = "UTC"
+    scheduler: bool = True
+    scheduler_tick_seconds: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    outbound_allow: Annotated[list[str], NoDecode] = []
+    benchmarks_file: Path | None = None
+
     jwt_secret: SecretStr | None = None
     jwt_jwks_file: Path | None = None
     jwt_audience: str | None = None
@@ -49,11 +57,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _split_origins(cls, values: dict[str, object]) -> dict[str, object]:
-        origins = values.get("cors_origins")
-        if isinstance(origins, str):
-            values["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
+    def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
+        for name in ("cors_origins", "outbound_allow"):
+            listed = values.get(name)
+            if isinstance(listed, str):
+                values[name] = [item.strip() for item in listed.split(",") if item.strip()]
         return values
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _allow_list(cls, entries: list[str]) -> list[str]:
+        from execmetrics.notify.urls import parse_allow_list
+
+        return list(parse_allow_list(",".join(entries)))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        from execmetrics.metrics.periods import PeriodError, time_zone
+
+        try:
+            time_zone(name)
+        except PeriodError:
+            raise ValueError(f"unknown IANA time zone {name!r}") from None
+        return name
 
     def rate_limit(self, role: str) -> int:
         return int(getattr(self, f"rate_limit_{role}"))

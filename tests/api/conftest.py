@@ -26,6 +26,7 @@ def make_settings(engine: Engine, **overrides: object) -> Settings:
         "database_url": engine.url.render_as_string(hide_password=False),
         "redis_url": None,
         "environment": "development",
+        "scheduler": False,  # tests that want it start it themselves
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -25,7 +25,9 @@ _engine = open_database(_url)
 load_demo(_engine, _folder / "demo", customers=60)
 with _engine.begin() as _connection:
     ADMIN_TOKEN, _ = create_token(_connection, "schemathesis-admin", Role.ADMIN, 10**12)
-app = create_app(Settings(database_url=_url, redis_url=None, rate_limit_admin=10**9), _engine)
+app = create_app(
+    Settings(database_url=_url, redis_url=None, rate_limit_admin=10**9, scheduler=False), _engine
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -10,11 +10,13 @@ from sqlalchemy import Engine, func, select
 from tests.builders import ingest, start
 from typer.testing import CliRunner
 
+from execmetrics.as_code import Declared, export_document, parse_declared
 from execmetrics.cli import app as cli
-from execmetrics.kpi.config import ConfigError, export_config, parse_config, starter_kpis
+from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import check_references
 from execmetrics.kpi.service import current_kpis
 from execmetrics.store.tables import audit_log, kpi_evaluations, kpi_versions
+from execmetrics.yaml_config import ConfigError
 
 GOOD = """\
 kpis:
@@ -43,15 +45,18 @@ kpis:
 
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as raised:
-        parse_config(text, "kpis.yaml")
+        parse_declared(text, "kpis.yaml")
     return raised.value.problems
 
 
 def test_a_good_file_and_its_export_round_trip() -> None:
-    definitions = parse_config(GOOD, "kpis.yaml")
+    definitions = parse_declared(GOOD, "kpis.yaml").kpis
     assert [d.name for d in definitions] == ["mrr", "smb_churn", "double_mrr"]
     assert definitions[1].group is not None and definitions[1].group.value == "SMB"
-    assert parse_config(export_config(definitions), "exported.yaml") == definitions
+    assert (
+        parse_declared(export_document(Declared(kpis=definitions)), "exported.yaml").kpis
+        == definitions
+    )
 
 
 def test_every_problem_is_reported_with_its_line() -> None:
@@ -63,9 +68,9 @@ def test_every_problem_is_reported_with_its_line() -> None:
         .replace("formula: mrr * 2", "formula: mrr *")
         .replace('"0 6 * * *"', '"0 25 * * *"')
     )
-    text += "rules: []\n"
+    text += "alerts: []\n"
     assert problems(text) == [
-        "kpis.yaml:22: unknown section 'rules' (expected kpis)",
+        "kpis.yaml:22: unknown section 'alerts' (expected kpis, rules, policies, channels)",
         "kpis.yaml:6: kpis[0] (mrr): unit: Input should be 'money', 'count', 'ratio', "
         "'percent' or 'days'",
         "kpis.yaml:15: kpis[1] (smb_churn): schedule: not a cron expression (Bad hour)",
@@ -78,9 +83,10 @@ def test_every_problem_is_reported_with_its_line() -> None:
     ("text", "expected"),
     [
         ("kpis: [\n", "kpis.yaml:2: not valid YAML"),
-        ("- a\n- b\n", "kpis.yaml:1: expected a mapping with a 'kpis' list"),
+        ("- a\n- b\n", "kpis.yaml:1: expected a mapping with kpis, rules, policies or channels"),
         ("kpis: 3\n", "kpis.yaml:1: kpis: expected a list"),
-        ("other: 1\n", "kpis.yaml:1: kpis: expected a list"),
+        ("other: 1\n", "kpis.yaml:1: unknown section 'other'"),
+        ("rules: {}\n", "kpis.yaml:1: rules: expected a list"),
         ("kpis:\n  - 7\n", "kpis.yaml:2: kpis[0]: Input should be a valid dictionary"),
         (
             "kpis:\n  - name: x\n    title: X\n    category: financial\n    unit: count\n"
@@ -127,7 +133,7 @@ def test_the_command_line_applies_prints_the_diff_and_audits(
     assert "+ smb_churn created" in applied.output
     assert "+ double_mrr created" in applied.output
     again = CliRunner().invoke(cli, ["kpis", "apply", str(file), "--db", url])
-    assert "0 KPIs changed" in again.output
+    assert "kpis: 0 changed" in again.output
     with engine.connect() as connection:
         assert len(current_kpis(connection)) == before + 2
         audited = connection.execute(
@@ -136,14 +142,14 @@ def test_the_command_line_applies_prints_the_diff_and_audits(
     assert len(audited) == 1  # the dry run and the unchanged run change nothing
     parameters = audited[0][0]
     parameters = json.loads(parameters) if isinstance(parameters, str) else parameters
-    assert parameters["created"] == ["double_mrr", "smb_churn"]
+    assert parameters["kpis"]["created"] == ["double_mrr", "smb_churn"]
     pruned = CliRunner().invoke(cli, ["kpis", "apply", str(file), "--prune", "--db", url])
     assert pruned.exit_code == 0, pruned.output
     with engine.connect() as connection:
         assert set(current_kpis(connection)) == {"mrr", "smb_churn", "double_mrr"}
     exported = CliRunner().invoke(cli, ["kpis", "export", "--db", url])
-    by_name = {d.name: d for d in parse_config(GOOD, "kpis.yaml")}
-    assert parse_config(exported.stdout, "export") == [by_name[n] for n in sorted(by_name)]
+    by_name = {d.name: d for d in parse_declared(GOOD, "kpis.yaml").kpis}
+    assert parse_declared(exported.stdout, "export").kpis == [by_name[n] for n in sorted(by_name)]
 
 
 @pytest.mark.parametrize(

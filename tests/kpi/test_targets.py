@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from tests.builders import kpi_definition
 
-from execmetrics.kpi.config import export_config, parse_config
+from execmetrics.as_code import Declared, export_document, parse_declared
 from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.targets import goal_for, met
 
@@ -33,7 +33,9 @@ def test_targets_are_exact_and_survive_storage_and_export() -> None:
     assert recurring.value == 250_000_000  # type: ignore[union-attr]
     assert series.values == {"2025-01": F(4001, 4), "2025-02": 1100}  # type: ignore[union-attr]
     assert KpiDefinition.model_validate(definition.model_dump(mode="json")) == definition
-    assert parse_config(export_config([definition]), "export")[0] == definition
+    assert (
+        parse_declared(export_document(Declared(kpis=[definition])), "export").kpis[0] == definition
+    )
 
 
 def test_which_goal_applies_to_a_period() -> None:

@@ -17,6 +17,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -258,6 +259,7 @@ class Reply:
     status: int = 200
     body: bytes = b"ok"
     headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0  # seconds before answering, as a server that hangs
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,7 @@ class _RecordingHandler(BaseHTTPRequestHandler):
             body=self.rfile.read(length),
         )
         reply = self.server.recorder.record(request)
+        time.sleep(reply.delay)
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)

@@ -118,9 +118,7 @@ def _step(
     return instance, None
 
 
-def _fire_when_due(
-    instance: Instance, now: int, timing: Timing
-) -> tuple[Instance, Event | None]:
+def _fire_when_due(instance: Instance, now: int, timing: Timing) -> tuple[Instance, Event | None]:
     if now - instance.since < timing.pending_us:
         return instance, None
     fired = replace(

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from execmetrics import __version__
 from execmetrics.accounts.jwt import JwtVerifier
+from execmetrics.alerts.scheduler import start_scheduler
 from execmetrics.api import problems
 from execmetrics.api.deps import ServerState, read_in_aggregate
 from execmetrics.api.middleware import RequestGuard
@@ -47,8 +48,12 @@ def load_ledger_now(state: ServerState) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    await to_thread.run_sync(load_ledger_now, app.state.server)
+    state: ServerState = app.state.server
+    await to_thread.run_sync(load_ledger_now, state)
+    running = start_scheduler(state.settings, state.engine) if state.settings.scheduler else None
     yield
+    if running is not None:
+        await to_thread.run_sync(running.stop)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:

@@ -32,16 +32,15 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from execmetrics.kpi import formula as expression
-from execmetrics.kpi.config import ConfigError
 from execmetrics.kpi.definitions import METRICS
 from execmetrics.kpi.targets import ExactNumber
+from execmetrics.yaml_config import ConfigError, child_node, line_of, load_yaml, parse_items
 
 SHIPPED = "benchmarks.yaml"
 SECTIONS = ("bands",)
@@ -155,6 +154,15 @@ class Band(BaseModel):
             )
         return basis
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sourced(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "source" not in data:
+            raise ValueError(
+                "source: missing: every band names its source (publisher, title, year, url)"
+            )
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if (self.metric is None) == (self.kpi is None):
@@ -244,47 +252,28 @@ def bands_to_yaml(bands: list[Band]) -> str:
 def parse_bands(text: str, source: str) -> list[Band]:
     """The bands of a YAML text; `source` names it in the problems reported."""
     try:
-        document = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        reason = getattr(error, "problem", None) or str(error)
-        raise BandsError([f"{where}: not valid YAML ({reason})"]) from None
-    if not isinstance(data, dict) or not isinstance(document, yaml.MappingNode):
-        raise BandsError([f"{source}:1: expected a mapping with a 'bands' list"])
+        document, data = load_yaml(text, source, "a mapping with a 'bands' list")
+    except ConfigError as error:
+        raise BandsError(error.problems) from None
     problems = [
-        f"{source}:{_line_of(document, (key,))}: unknown section {key!r} "
+        f"{source}:{line_of(document, (key,))}: unknown section {key!r} "
         f"(expected {', '.join(SECTIONS)})"
         for key in data
         if key not in SECTIONS
     ]
-    items = data.get("bands")
-    item_nodes = _child(document, "bands")
-    if not isinstance(items, list) or not isinstance(item_nodes, yaml.SequenceNode):
-        line = _line_of(document, ("bands",))
-        raise BandsError([*problems, f"{source}:{line}: bands: expected a list"])
+    parsed = parse_items(
+        document, data, "bands", Band.model_validate, source, problems, name=_named
+    )
+    nodes = child_node(document, "bands")
     bands: list[Band] = []
     first_line: dict[tuple[str, str], int] = {}
-    for index, (item, node) in enumerate(zip(items, item_nodes.value, strict=True)):
-        label = f"bands[{index}]{_named(item)}"
-        line = int(node.start_mark.line) + 1
-        try:
-            band = Band.model_validate(item)
-        except ValidationError as error:
-            for detail in error.errors():
-                location = tuple(detail["loc"])
-                field = ".".join(str(part) for part in location)
-                reason = _reason(detail["type"], location, detail["msg"])
-                at = _line_of(node, location)
-                prefix = f"{field}: " if field else ""
-                problems.append(f"{source}:{at}: {label}: {prefix}{reason}")
-            continue
+    for index, band in enumerate(parsed if not problems else []):
+        line = line_of(nodes, (index,)) if nodes is not None else 1
         if band.key in first_line:
             kind, name = band.key
             problems.append(
-                f"{source}:{line}: {label}: {kind} {name!r} already has a band "
-                f"(line {first_line[band.key]})"
+                f"{source}:{line}: bands[{index}]{_named(band.model_dump())}: {kind} {name!r} "
+                f"already has a band (line {first_line[band.key]})"
             )
             continue
         first_line[band.key] = line
@@ -300,39 +289,3 @@ def _named(item: object) -> str:
             if isinstance(item.get(kind), str):
                 return f" ({kind} {item[kind]})"
     return ""
-
-
-def _reason(kind: str, location: tuple[Any, ...], message: str) -> str:
-    if kind == "missing" and location == ("source",):
-        return "missing: every band names its source (publisher, title, year, url)"
-    return message.removeprefix("Value error, ")
-
-
-def _child(node: yaml.Node, key: object) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                found: yaml.Node = value_node
-                return found
-    elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        item: yaml.Node = node.value[key]
-        return item
-    return None
-
-
-def _line_of(node: yaml.Node, location: tuple[Any, ...]) -> int:
-    """The line of the deepest part of `location` the document has (the node's own line when
-    it has none of it)."""
-    line = int(node.start_mark.line) + 1
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
-                    line = int(key_node.start_mark.line) + 1
-        child = _child(node, part)
-        if child is None:
-            break
-        if isinstance(node, yaml.SequenceNode):
-            line = int(child.start_mark.line) + 1
-        node = child
-    return line

@@ -21,6 +21,15 @@ METRICS = tuple(name for name in FIELDS if name not in ("period", "group"))
 DEFAULT_SCHEDULE = "0 * * * *"  # hourly, on the hour
 
 
+def check_cron(schedule: str) -> str:
+    """A five-field cron expression, or ValueError saying what is wrong with it."""
+    try:
+        CronSim(schedule, datetime(2000, 1, 1))
+    except CronSimError as error:
+        raise ValueError(f"not a cron expression ({error})") from None
+    return schedule
+
+
 class Category(StrEnum):
     FINANCIAL = "financial"
     OPERATIONAL = "operational"
@@ -110,11 +119,7 @@ class KpiDefinition(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, schedule: str) -> str:
-        try:
-            CronSim(schedule, datetime(2000, 1, 1))
-        except CronSimError as error:
-            raise ValueError(f"not a cron expression ({error})") from None
-        return schedule
+        return check_cron(schedule)
 
     @model_validator(mode="after")
     def _metric_or_formula(self) -> Self:

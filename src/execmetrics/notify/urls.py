@@ -63,6 +63,15 @@ def check_outbound_host(host: str, allow: Sequence[str]) -> None:
     _vetted_addresses(host.strip(), 0, allow, target=host)
 
 
+def check_literal_destination(host: str, allow: Sequence[str]) -> None:
+    """At configuration time, without consulting the network: raise UnsafeUrl when `host` is
+    an address literal or "localhost" that the guard would refuse. Host names are checked
+    when they are used, since what they resolve to may change."""
+    name = host.strip().lower().rstrip(".").strip("[]")
+    if name == "localhost" or _literal_address(name) is not None:
+        check_outbound_host(name, allow)
+
+
 def check_url_syntax(url: str) -> None:
     """The checks that need no resolution: an http(s) URL with a host and no credentials.
     Suits validating configuration, where the network must not be consulted."""

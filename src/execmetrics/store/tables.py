@@ -286,6 +286,7 @@ alert_instances = Table(
     Column("episode", Integer, nullable=False),
     Column("value", Text),
     Column("summary", Text, nullable=False),
+    Column("period", String(10)),  # the KPI period last judged
     Column("data_version", String(100)),
     Column("evaluated_at", BigInteger, nullable=False),
     # The escalation policy version the current episode started with, and its acknowledgements.

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("episode", sa.Integer(), nullable=False),
         sa.Column("value", sa.Text(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("period", sa.String(length=10), nullable=True),
         sa.Column("data_version", sa.String(length=100), nullable=True),
         sa.Column("evaluated_at", sa.BigInteger(), nullable=False),
         sa.Column("policy", sa.String(length=64), nullable=True),

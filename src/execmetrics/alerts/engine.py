@@ -1,0 +1,413 @@
+"""One evaluation cycle of every alert rule against the stored KPI values.
+
+Each instance (rule plus labels) moves through the state machine (alerts/state.py); when it
+fires or resolves, its notifications are queued in the same transaction as the change (the
+outbox), and escalation steps that have come due are queued with keys that make each one
+happen once. Evaluating a rule again at the same rule version and data version changes
+nothing unless a pending or keep-firing period has run out meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from execmetrics.alerts import conditions as check
+from execmetrics.alerts.escalation import escalation_steps
+from execmetrics.alerts.messages import AlertContext, alert_message
+from execmetrics.alerts.recipients import Delivery, deliveries
+from execmetrics.alerts.rules import AlertRule
+from execmetrics.alerts.series import KpiSeries, kpi_series
+from execmetrics.alerts.service import (
+    StoredRule,
+    current_rules,
+    is_silenced,
+    labels_key,
+    list_silences,
+    policy_version,
+)
+from execmetrics.alerts.state import Event, Instance, Observation, State, advance, next_deadline
+from execmetrics.kpi.evaluation import fraction_text
+from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.targets import goal_for
+from execmetrics.notify.outbox import enqueue
+from execmetrics.render import format_kpi_value
+from execmetrics.settings_store import reporting_currency
+from execmetrics.store.tables import alert_instances, alert_transitions, notifications
+from execmetrics.timeutil import from_micros, now_micros, to_micros
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What one evaluation of a rule found for one label set."""
+
+    labels: dict[str, str]
+    observation: Observation
+    outcome: check.Outcome | None
+    period: str | None
+    data_version: str | None
+
+
+@dataclass
+class CycleReport:
+    evaluated: int = 0
+    unchanged: int = 0
+    fired: int = 0
+    resolved: int = 0
+    queued: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def evaluate_rules(
+    connection: Connection, context: AlertContext, now: int | None = None
+) -> CycleReport:
+    """Evaluate every current rule once, in the caller's transaction."""
+    now = now_micros() if now is None else now
+    report = CycleReport()
+    kpis = current_kpis(connection)
+    series = kpi_series(connection, kpis)
+    currency = reporting_currency(connection)
+    silences = list_silences(connection, active_at=now)
+    existing = {
+        (row.rule, row.labels_key): row for row in connection.execute(select(alert_instances))
+    }
+    for name, stored in sorted(current_rules(connection).items()):
+        for judgement in judge_rule(stored.rule, series, currency, existing, name):
+            row = existing.get((name, labels_key(judgement.labels)))
+            _apply(connection, context, stored, judgement, row, silences, now, report)
+    report.queued += _escalate(connection, context, now)
+    return report
+
+
+def judge_rule(
+    rule: AlertRule,
+    series: dict[str, KpiSeries],
+    currency: str,
+    existing: dict[tuple[str, str], Any],
+    name: str,
+) -> Iterator[Judgement]:
+    for kpi in rule.kpis:
+        found = series.get(kpi)
+        labels = rule.labels | {"kpi": kpi}
+        if found is None or found.current is None:
+            yield Judgement(labels, Observation.NODATA, None, None, None)
+            continue
+
+        def describe(value: Fraction, unit: str = found.definition.unit.value) -> str:
+            return format_kpi_value(value, unit, currency)
+
+        condition = rule.condition
+        if isinstance(condition, check.TargetCondition):
+            yield from _judge_target(condition, found, labels, describe)
+            continue
+        firing = _alerting(existing.get((name, labels_key(labels))))
+        yield _judged(
+            labels, found, found.current, partial(_outcome, condition, found, firing, describe)
+        )
+
+
+def _outcome(
+    condition: Any, found: KpiSeries, firing: bool, describe: Callable[[Fraction], str]
+) -> check.Outcome:
+    current = found.current
+    assert current is not None
+    if isinstance(condition, check.ThresholdCondition):
+        return check.check_threshold(condition, found.values.get(current), firing, describe)
+    if isinstance(condition, check.TrendCondition):
+        return check.check_trend(condition, found.values, current, found.interval, describe)
+    return check.check_anomaly(condition, found.values, current, found.interval, describe)
+
+
+def _judge_target(
+    condition: check.TargetCondition,
+    found: KpiSeries,
+    labels: dict[str, str],
+    describe: Callable[[Fraction], str],
+) -> Iterator[Judgement]:
+    """Pacing judges the period under way; a missed target judges the last complete one."""
+    assert found.current is not None
+    definition, current = found.definition, found.current
+    to_date = found.back == 0
+    if condition.check in ("pacing", "both") and to_date:
+
+        def pacing() -> check.Outcome:
+            elapsed = found.elapsed()
+            if not elapsed:  # no evaluation yet, or one at the very start of the period
+                return check.Outcome(None, None, None, "too early in the period to judge")
+            return check.check_pacing(
+                condition,
+                found.values.get(current),
+                found.values.get(found.label(1)),
+                goal_for(definition.targets, current),
+                definition.direction,
+                found.pace,
+                elapsed,
+                describe,
+            )
+
+        yield _judged(labels | {"check": "pacing"}, found, current, pacing)
+    if condition.check in ("missed", "both"):
+        complete = found.label(1) if to_date else current
+
+        def missed() -> check.Outcome:
+            goal = goal_for(definition.targets, complete)
+            value = found.values.get(complete)
+            return check.check_missed(value, goal, definition.direction, describe)
+
+        yield _judged(labels | {"check": "missed"}, found, complete, missed)
+
+
+def _judged(
+    labels: dict[str, str], found: KpiSeries, period: str, judge: Callable[[], check.Outcome]
+) -> Judgement:
+    try:
+        outcome = judge()
+    except Exception as error:  # a rule that cannot be evaluated is in Error, not the cycle
+        failed = check.Outcome(None, None, None, f"evaluation failed: {error}")
+        return Judgement(labels, Observation.ERROR, failed, period, found.data_version)
+    observation = {True: Observation.HOLDS, False: Observation.CLEAR, None: Observation.NODATA}
+    return Judgement(labels, observation[outcome.holds], outcome, period, found.data_version)
+
+
+def _alerting(row: Any) -> bool:
+    return row is not None and row.phase in (State.FIRING, State.RECOVERING)
+
+
+def _instance(row: Any) -> Instance:
+    if row is None:
+        return Instance()
+    return Instance(
+        phase=State(row.phase),
+        health=State(row.health) if row.health else None,
+        since=row.since,
+        firing_since=row.firing_since,
+        episode=row.episode,
+    )
+
+
+def _apply(
+    connection: Connection,
+    context: AlertContext,
+    stored: StoredRule,
+    judgement: Judgement,
+    row: Any,
+    silences: list[dict[str, Any]],
+    now: int,
+    report: CycleReport,
+) -> None:
+    rule = stored.rule
+    before = _instance(row)
+    if row is not None and _same_inputs(row, stored, judgement, before, now):
+        report.unchanged += 1
+        return
+    report.evaluated += 1
+    if (
+        row is not None
+        and judgement.labels.get("check") == "missed"
+        and row.period != judgement.period
+    ):
+        before = Instance(episode=before.episode)  # a new period's target: judged afresh
+    after, event = advance(before, judgement.observation, now, rule.timing)
+    instance_id = _save(connection, stored, judgement, row, before, after, event, now)
+    if event is None:
+        return
+    report.fired += event is Event.FIRING
+    report.resolved += event is Event.RESOLVED
+    silenced = is_silenced(silences, rule.name, judgement.labels) is not None
+    report.queued += _notify_event(
+        connection, context, rule, instance_id, after, event, judgement, silenced
+    )
+
+
+def _same_inputs(
+    row: Any, stored: StoredRule, judgement: Judgement, instance: Instance, now: int
+) -> bool:
+    if row.rule_version != stored.version or row.data_version != judgement.data_version:
+        return False
+    if row.period != judgement.period:
+        return False
+    deadline = next_deadline(instance, stored.rule.timing)
+    return deadline is None or now < deadline
+
+
+def _save(
+    connection: Connection,
+    stored: StoredRule,
+    judgement: Judgement,
+    row: Any,
+    before: Instance,
+    after: Instance,
+    event: Event | None,
+    now: int,
+) -> int:
+    outcome = judgement.outcome
+    observed = None if outcome is None else outcome.observed
+    summary = "no value to judge" if outcome is None else outcome.summary
+    values: dict[str, Any] = {
+        "rule": stored.rule.name,
+        "labels_key": labels_key(judgement.labels),
+        "labels": judgement.labels,
+        "rule_version": stored.version,
+        "severity": stored.rule.severity.value,
+        "phase": after.phase.value,
+        "health": after.health.value if after.health else None,
+        "since": after.since,
+        "firing_since": after.firing_since,
+        "episode": after.episode,
+        "value": _text(observed),
+        "summary": summary,
+        "period": judgement.period,
+        "data_version": judgement.data_version,
+        "evaluated_at": now,
+    }
+    if event is Event.FIRING:
+        # The alert keeps the policy version it fired with until it resolves.
+        values |= {"acknowledgements": [], "acknowledged_by": None}
+        values |= _policy_at_firing(connection, stored.rule)
+    if row is None:
+        values |= {"acknowledgements": [], "policy": None, "policy_version": None}
+        values |= _policy_at_firing(connection, stored.rule) if event is Event.FIRING else {}
+        instance_id = int(
+            connection.execute(
+                insert(alert_instances).values(values).returning(alert_instances.c.id)
+            ).scalar_one()
+        )
+    else:
+        instance_id = int(row.id)
+        connection.execute(
+            update(alert_instances).where(alert_instances.c.id == instance_id).values(values)
+        )
+    if before.state != after.state or event is not None:
+        connection.execute(
+            insert(alert_transitions).values(
+                instance_id=instance_id,
+                at=now,
+                from_state=before.state.value,
+                to_state=after.state.value,
+                event=event.value if event else None,
+                episode=after.episode,
+                value=_text(observed),
+                summary=summary,
+            )
+        )
+    return instance_id
+
+
+def _policy_at_firing(connection: Connection, rule: AlertRule) -> dict[str, Any]:
+    from execmetrics.alerts.service import current_policies
+
+    if rule.policy is None:
+        return {"policy": None, "policy_version": None}
+    stored = current_policies(connection).get(rule.policy)
+    return {"policy": rule.policy, "policy_version": stored.version if stored else None}
+
+
+def _text(value: Fraction | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Fraction):
+        return fraction_text(value)
+    return repr(value)
+
+
+def _notify_event(
+    connection: Connection,
+    context: AlertContext,
+    rule: AlertRule,
+    instance_id: int,
+    instance: Instance,
+    event: Event,
+    judgement: Judgement,
+    silenced: bool,
+) -> int:
+    """Queue the notifications of a firing or a resolution: the rule's own recipients, and on
+    resolution everyone the episode's escalation reached."""
+    targets = deliveries(connection, rule.notify, severity=rule.severity.value)
+    if event is Event.RESOLVED:
+        targets = _merge(targets, _reached(connection, instance_id, instance.episode))
+    queued = 0
+    for target in targets:
+        if event is Event.RESOLVED and not target.send_resolved:
+            continue
+        message = alert_message(
+            context, rule, instance_id, instance, event, judgement.labels, judgement.outcome,
+            key=f"alert:{instance_id}:{instance.episode}:{event.value}:{target.key}",
+        )  # fmt: skip
+        queued += enqueue(
+            connection,
+            message,
+            target.channel,
+            target.recipient,
+            instance_id=instance_id,
+            not_before=target.not_before,
+            silenced=silenced,
+        )
+    return queued
+
+
+def _merge(first: list[Delivery], second: list[Delivery]) -> list[Delivery]:
+    seen = {target.key for target in first}
+    return first + [target for target in second if target.key not in seen]
+
+
+def _reached(connection: Connection, instance_id: int, episode: int) -> list[Delivery]:
+    """Who was told of the episode's firing or escalation, to be told of its resolution."""
+    n = notifications.c
+    prefix = f"alert:{instance_id}:{episode}:"
+    rows = connection.execute(
+        select(n.channel, n.recipient)
+        .where(n.instance_id == instance_id, n.idempotency_key.startswith(prefix))
+        .where(n.event.in_(("firing", "escalated")))
+        .distinct()
+    )
+    from execmetrics.alerts.recipients import channel_sends_resolved
+
+    return [
+        Delivery(row.channel, row.recipient, None, channel_sends_resolved(connection, row.channel))
+        for row in rows
+    ]
+
+
+def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
+    """Queue every escalation step that has come due for an unacknowledged firing alert."""
+    a = alert_instances.c
+    rows = connection.execute(
+        select(alert_instances).where(
+            a.phase.in_((State.FIRING.value, State.RECOVERING.value)), a.policy.is_not(None)
+        )
+    ).all()
+    rules = current_rules(connection)
+    queued = 0
+    for row in rows:
+        policy = policy_version(connection, row.policy, row.policy_version or 0)
+        stored = rules.get(row.rule)
+        if policy is None or stored is None or row.firing_since is None:
+            continue
+        steps = escalation_steps(
+            policy,
+            fired_at=from_micros(row.firing_since),
+            acknowledgements=[from_micros(at) for at in row.acknowledgements],
+            resolved_at=None,
+            until=from_micros(now),
+        )
+        instance = _instance(row)
+        for step in steps:
+            targets = deliveries(
+                connection, [step.recipient], severity=row.severity, at=to_micros(step.due_at),
+            )  # fmt: skip
+            for target in targets:
+                message = alert_message(
+                    context, stored.rule, row.id, instance, Event.FIRING, row.labels, None,
+                    key=f"alert:{row.id}:{row.episode}:escalated:{step.key}:{target.key}",
+                    summary=row.summary, escalation=step,
+                )  # fmt: skip
+                queued += enqueue(
+                    connection, message, target.channel, target.recipient,
+                    instance_id=row.id, not_before=target.not_before,
+                )  # fmt: skip
+    return queued

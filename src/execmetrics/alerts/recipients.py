@@ -1,0 +1,85 @@
+"""Who a notification goes to: a recipient ("channel:NAME" or "user:EMAIL") becomes one
+delivery per channel, with the user's quiet hours applied."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from execmetrics.notify.outbox import IN_APP
+from execmetrics.notify.preferences import Preferences, all_preferences
+from execmetrics.notify.quiet_hours import deferred_until
+from execmetrics.store import versions
+from execmetrics.store.tables import channel_versions
+from execmetrics.timeutil import from_micros, now_micros, to_micros
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str  # a channel's name, or in_app
+    recipient: str  # '' for a channel's own recipients; else an address or phone number
+    not_before: int | None  # the end of the recipient's quiet hours, if they are in them
+    send_resolved: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.recipient}"
+
+
+def deliveries(
+    connection: Connection,
+    recipients: Sequence[str],
+    *,
+    severity: str,
+    at: int | None = None,
+) -> list[Delivery]:
+    """The deliveries for `recipients` of a notification due at `at` (now by default)."""
+    at = now_micros() if at is None else at
+    preferences = (
+        all_preferences(connection) if any(r.startswith("user:") for r in recipients) else {}
+    )
+    resolved = _sends_resolved(connection)
+    found: list[Delivery] = []
+    for recipient in recipients:
+        kind, _, target = recipient.partition(":")
+        if kind == "channel":
+            found.append(Delivery(target, "", None, resolved.get(target, True)))
+            continue
+        prefs = preferences.get(target.lower(), Preferences())
+        found.extend(_user_deliveries(target, prefs, severity, at, resolved))
+    unique = {delivery.key: delivery for delivery in found}
+    return list(unique.values())
+
+
+def _user_deliveries(
+    email: str, prefs: Preferences, severity: str, at: int, resolved: dict[str, bool]
+) -> list[Delivery]:
+    later = deferred_until(prefs.quiet_hours, from_micros(at), severity)
+    not_before = None if later is None else to_micros(later)
+    found = [Delivery(IN_APP, email, None, True)]  # the in-app list is never held back
+    if prefs.email_channel:
+        found.append(
+            Delivery(
+                prefs.email_channel, email, not_before, resolved.get(prefs.email_channel, True)
+            )
+        )
+    if prefs.sms_channel and prefs.phone:
+        found.append(
+            Delivery(
+                prefs.sms_channel, prefs.phone, not_before, resolved.get(prefs.sms_channel, True)
+            )
+        )
+    return found
+
+
+def _sends_resolved(connection: Connection) -> dict[str, bool]:
+    return {
+        name: bool(stored.definition.get("send_resolved", True))
+        for name, stored in versions.latest(connection, channel_versions).items()
+    }
+
+
+def channel_sends_resolved(connection: Connection, channel: str) -> bool:
+    return channel == IN_APP or _sends_resolved(connection).get(channel, True)

@@ -1,0 +1,168 @@
+"""The scheduler and the dispatcher: KPIs evaluated on their schedules and after each
+ingestion, alert rules evaluated, escalations and digests queued, notifications delivered.
+
+They run inside `execmetrics serve` (a thread per server process) and on their own as
+`execmetrics worker`. However many processes run, one evaluates at a time: the one holding
+the scheduler lease (store/lease.py), renewed every tick. Delivery runs in every process,
+since each notification is claimed by one dispatcher at a time (notify/outbox.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cronsim import CronSim
+from sqlalchemy import Connection, Engine
+
+from execmetrics.alerts.engine import CycleReport, evaluate_rules
+from execmetrics.alerts.messages import AlertContext
+from execmetrics.config import Settings
+from execmetrics.kpi.evaluation import record_evaluations
+from execmetrics.kpi.service import current_kpis
+from execmetrics.metrics.cache import data_version
+from execmetrics.metrics.periods import time_zone
+from execmetrics.notify.channels import Channel
+from execmetrics.notify.digest import queue_due_digests
+from execmetrics.notify.outbox import DispatchReport, dispatch_due
+from execmetrics.notify.registry import Sealer, current_channels
+from execmetrics.store.lease import release_lease, take_lease
+from execmetrics.store.roles import as_role
+from execmetrics.timeutil import from_micros, now_micros
+
+log = logging.getLogger("execmetrics.scheduler")
+
+LEASE = "scheduler"
+# Each KPI's values are stored for this many periods back, so that trend and anomaly rules
+# have two years and more of history from the first evaluation.
+HISTORY_PERIODS = 36
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    context: AlertContext
+    time_zone: str = "UTC"
+    tick_seconds: float = 15.0
+    lease_seconds: float = 60.0
+    outbound_allow: tuple[str, ...] = ()
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+
+
+@dataclass
+class Scheduler:
+    """One process's scheduler: `tick` once, or `run` until stopped. `wake` makes the next
+    tick start at once (after an ingestion in this process)."""
+
+    engine: Engine
+    config: SchedulerConfig
+    last_evaluated: int | None = None  # when KPIs were last evaluated, microseconds
+    last_version: str | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def tick(self, now: int | None = None) -> tuple[CycleReport | None, DispatchReport]:
+        """One round: evaluate (if this process holds the lease), then deliver what is due."""
+        cycle = None
+        if take_lease(self.engine, LEASE, self.config.holder, self.config.lease_seconds):
+            cycle = self.evaluate(now)
+        return cycle, self.dispatch()
+
+    def evaluate(self, now: int | None = None) -> CycleReport:
+        now = now_micros() if now is None else now
+        with self.engine.begin() as connection:
+            as_role(connection, "admin")
+            version = data_version(connection)
+            if self._kpis_due(connection, version, now):
+                today = from_micros(now).astimezone(time_zone(self.config.time_zone)).date()
+                record_evaluations(
+                    connection, today, self.config.time_zone, periods=HISTORY_PERIODS
+                )
+                self.last_evaluated, self.last_version = now, version
+            report = evaluate_rules(connection, self.config.context, now)
+            report.queued += queue_due_digests(connection, self.config.context, now)
+        return report
+
+    def _kpis_due(self, connection: Connection, version: str, now: int) -> bool:
+        """After an ingestion (a new data version), and when a KPI's schedule says so."""
+        if self.last_evaluated is None or version != self.last_version:
+            return True
+        since = from_micros(self.last_evaluated)
+        for kpi in current_kpis(connection).values():
+            if _next_run(kpi.definition.schedule, since, self.config.time_zone) <= from_micros(now):
+                return True
+        return False
+
+    def dispatch(self) -> DispatchReport:
+        sealer = Sealer.from_secret(self.config.context.secret_key)
+        with self.engine.begin() as connection:
+            as_role(connection, "admin")
+            channels = current_channels(connection, sealer)
+
+        def lookup(name: str) -> Channel | None:
+            entry = channels.get(name)
+            return None if entry is None else entry.channel
+
+        return dispatch_due(self.engine, lookup, self.config.outbound_allow)
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set; a failed tick is logged and the next one tried."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("scheduler tick failed")
+                self.wake.wait(self.config.tick_seconds)
+                self.wake.clear()
+        finally:
+            release_lease(self.engine, LEASE, self.config.holder)
+
+
+def _next_run(schedule: str, after: datetime, tz: str) -> datetime:
+    local = after.astimezone(time_zone(tz))
+    return next(iter(CronSim(schedule, local)))
+
+
+@dataclass
+class Running:
+    """A scheduler running in a thread of this process."""
+
+    scheduler: Scheduler
+    thread: threading.Thread
+    stopping: threading.Event
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        self.scheduler.wake.set()
+        self.thread.join(timeout)
+
+
+def start_in_thread(scheduler: Scheduler) -> Running:
+    stopping = threading.Event()
+    thread = threading.Thread(
+        target=scheduler.run, args=(stopping,), name="execmetrics-scheduler", daemon=True
+    )
+    thread.start()
+    return Running(scheduler, thread, stopping)
+
+
+def scheduler_from_settings(settings: Settings, engine: Engine) -> Scheduler:
+    context = AlertContext(settings.public_url, settings.secret_key.get_secret_value())
+    config = SchedulerConfig(
+        context=context,
+        time_zone=settings.time_zone,
+        tick_seconds=settings.scheduler_tick_seconds,
+        outbound_allow=tuple(settings.outbound_allow),
+    )
+    return Scheduler(engine, config)
+
+
+def start_scheduler(settings: Settings, engine: Engine) -> Running:
+    """The scheduler of a server process, in a thread of its own."""
+    return start_in_thread(scheduler_from_settings(settings, engine))
