@@ -124,11 +124,11 @@ def test_an_export_has_no_secrets_and_applies_back_unchanged(engine: Engine) -> 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("kpi: mrr\n", "kpi: nothing\n"), "rule mrr-floor: kpi: unknown KPI 'nothing'"),
-        (("policy: revenue", "policy: nobody"), "rule mrr-floor: policy: unknown escalation"),
+        (("kpi: mrr\n", "kpi: nothing\n"), "rules.mrr-floor.kpi: unknown KPI 'nothing'"),
+        (("policy: revenue", "policy: nobody"), "rules.mrr-floor.policy: unknown escalation"),
         (
             ("notify: [channel:finance]", "notify: [channel:ghost]"),
-            "rule churn-anomaly: notify: unknown channel 'ghost'",
+            "rules.churn-anomaly.notify: unknown channel 'ghost'",
         ),
         (
             ("delay_minutes: 60", "delay_minutes: -5"),
@@ -138,13 +138,13 @@ def test_an_export_has_no_secrets_and_applies_back_unchanged(engine: Engine) -> 
         (("repeat: 2", "repeat: 10"), "alerts.yaml:20: policies[0] (revenue): repeat:"),
         (
             ("url: https://hooks.example/finance", "url: http://169.254.169.254/latest"),
-            "channel finance: url:",
+            "channels.finance.url:",
         ),
         (
             ("url: https://hooks.example/finance", "url: https://10.0.0.1/x"),
-            "channel finance: url:",
+            "channels.finance.url:",
         ),
-        (("host: smtp.example.com", "host: 127.0.0.1"), "channel board-email: host:"),
+        (("host: smtp.example.com", "host: 127.0.0.1"), "channels.board-email.host:"),
         (
             ('below: "200000000"', "below: 2.5"),
             "alerts.yaml:26: rules[0] (mrr-floor): condition.threshold.below: ",

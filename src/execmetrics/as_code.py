@@ -21,10 +21,12 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from execmetrics.alerts.escalation import EscalationPolicy
@@ -76,16 +78,10 @@ def parse_declared(text: str, source: str) -> Declared:
         for key in data
         if key not in SECTIONS
     ]
-    parsers: dict[str, Callable[[Any], Any]] = {
-        "kpis": KpiDefinition.model_validate,
-        "rules": AlertRule.model_validate,
-        "policies": EscalationPolicy.model_validate,
-        "channels": lambda item: ChannelEntry.from_flat(_with_environment(item)),
-    }
+    parsers = _parsers(environment=True)
     sections = {
         name: parse_items(
-            document, data, name, parse, source, problems,
-            _channel_location if name == "channels" else lambda location: location,
+            document, data, name, parse, source, problems, partial(_located, name),
         )
         for name, parse in parsers.items()
         if name in data
@@ -93,6 +89,48 @@ def parse_declared(text: str, source: str) -> Declared:
     if problems:
         raise ConfigError(problems)
     return Declared(**sections)
+
+
+def declared_from_data(data: dict[str, list[Any] | None]) -> Declared:
+    """What an API request declares: the same sections as a file, each item named by its
+    place (`rules[2].condition.below`) in the problems; `${NAME}` is not read from the
+    server's environment here, which is the file's convenience for its own operator."""
+    problems: list[str] = []
+    sections: dict[str, list[Any]] = {}
+    for name, parse in _parsers(environment=False).items():
+        items = data.get(name)
+        if items is None:
+            continue
+        sections[name] = []
+        for index, item in enumerate(items):
+            try:
+                sections[name].append(parse(item))
+            except ValidationError as error:
+                for detail in error.errors(include_input=False):
+                    where = ".".join(str(part) for part in _located(name, detail["loc"]))
+                    reason = detail["msg"].removeprefix("Value error, ")
+                    problems.append(f"{name}[{index}]{'.' if where else ''}{where}: {reason}")
+            except ValueError as error:
+                problems.append(f"{name}[{index}]: {error}")
+    if problems:
+        raise ConfigError(problems)
+    return Declared(**sections)
+
+
+def _parsers(environment: bool) -> dict[str, Callable[[Any], Any]]:
+    def channel(item: Any) -> ChannelEntry:
+        return ChannelEntry.from_flat(_with_environment(item) if environment else item)
+
+    return {
+        "kpis": KpiDefinition.model_validate,
+        "rules": AlertRule.model_validate,
+        "policies": EscalationPolicy.model_validate,
+        "channels": channel,
+    }
+
+
+def _located(section: str, location: tuple[Any, ...]) -> tuple[Any, ...]:
+    return _channel_location(location) if section == "channels" else location
 
 
 def _channel_location(location: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -150,7 +188,6 @@ def apply_declared(
         items = getattr(declared, section)
         if items is not None:
             given = {item.name: item.model_dump(mode="json") for item in items}
-            _no_duplicates(section, items)
             diffs[section] = versions.apply(connection, table, given, actor, prune, dry_run)
     return diffs
 
@@ -160,14 +197,14 @@ def _check_whole(connection: Connection, declared: Declared, prune: bool, sealer
         names = {item.name for item in given or []}
         return names if (given is not None and prune) else names | set(stored)
 
+    for section in SECTIONS:
+        _no_duplicates(section, getattr(declared, section) or [])
     if declared.kpis is not None:
         try:
             kept = {} if prune else {n: k.definition for n, k in current_kpis(connection).items()}
             check_references(list((kept | {d.name: d for d in declared.kpis}).values()))
         except FormulaError as error:
             raise ConfigError([f"kpis: {error}"]) from None
-    for section in ("rules", "policies", "channels"):
-        _no_duplicates(section, getattr(declared, section) or [])
     kpis = after(declared.kpis, current_kpis(connection))
     policies = after(declared.policies, current_policies(connection))
     channels = after(declared.channels, stored_channels(connection, sealer)) | set(RESERVED)
@@ -184,7 +221,7 @@ def _check_whole(connection: Connection, declared: Declared, prune: bool, sealer
                 kind, _, target = recipient.partition(":")
                 if kind == "channel" and target not in channels:
                     problems.append(
-                        f"policy {policy.name}: levels.{level_number}: unknown channel {target!r}"
+                        f"policies.{policy.name}.levels.{level_number}: unknown channel {target!r}"
                     )
     if problems:
         raise ConfigError(problems)

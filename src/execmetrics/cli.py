@@ -575,9 +575,9 @@ def kpis_apply(
 
 
 def _sealer() -> Sealer:
-    from execmetrics.notify.registry import Sealer
+    from execmetrics.notify.registry import sealer
 
-    return Sealer.from_secret(get_settings().secret_key.get_secret_value())
+    return sealer(get_settings())
 
 
 def _diff_names(diff: Diff) -> dict[str, list[str]]:

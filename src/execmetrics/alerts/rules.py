@@ -99,11 +99,11 @@ def check_rule_references(
     for rule in rules:
         for name in rule.kpis:
             if name not in known_kpis:
-                problems.append(f"rule {rule.name}: kpi: unknown KPI {name!r}")
+                problems.append(f"rules.{rule.name}.kpi: unknown KPI {name!r}")
         if rule.policy is not None and rule.policy not in known_policies:
-            problems.append(f"rule {rule.name}: policy: unknown escalation policy {rule.policy!r}")
+            problems.append(f"rules.{rule.name}.policy: unknown escalation policy {rule.policy!r}")
         for recipient in rule.notify:
             kind, _, target = recipient.partition(":")
             if kind == "channel" and target not in known_channels:
-                problems.append(f"rule {rule.name}: notify: unknown channel {target!r}")
+                problems.append(f"rules.{rule.name}.notify: unknown channel {target!r}")
     return problems

@@ -152,7 +152,9 @@ def start_in_thread(scheduler: Scheduler) -> Running:
     return Running(scheduler, thread, stopping)
 
 
-def scheduler_from_settings(settings: Settings, engine: Engine) -> Scheduler:
+def scheduler_from_settings(
+    settings: Settings, engine: Engine, wake: threading.Event | None = None
+) -> Scheduler:
     context = AlertContext(settings.public_url, settings.secret_key.get_secret_value())
     config = SchedulerConfig(
         context=context,
@@ -160,9 +162,12 @@ def scheduler_from_settings(settings: Settings, engine: Engine) -> Scheduler:
         tick_seconds=settings.scheduler_tick_seconds,
         outbound_allow=tuple(settings.outbound_allow),
     )
-    return Scheduler(engine, config)
+    return Scheduler(engine, config, wake=wake or threading.Event())
 
 
-def start_scheduler(settings: Settings, engine: Engine) -> Running:
-    """The scheduler of a server process, in a thread of its own."""
-    return start_in_thread(scheduler_from_settings(settings, engine))
+def start_scheduler(
+    settings: Settings, engine: Engine, wake: threading.Event | None = None
+) -> Running:
+    """The scheduler of a server process, in a thread of its own; setting `wake` makes it
+    tick at once."""
+    return start_in_thread(scheduler_from_settings(settings, engine, wake))

@@ -75,6 +75,15 @@ def list_instances(
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
+def get_instance(connection: Connection, instance_id: int) -> dict[str, Any]:
+    row = connection.execute(
+        select(alert_instances).where(alert_instances.c.id == instance_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"alert {instance_id} does not exist")
+    return dict(row._mapping)
+
+
 def instance_transitions(connection: Connection, instance_id: int) -> list[dict[str, Any]]:
     t = alert_transitions.c
     rows = connection.execute(
@@ -150,11 +159,15 @@ def end_silence(connection: Connection, silence_id: int) -> None:
         raise NotFound(f"silence {silence_id} does not exist or has ended")
 
 
-def list_silences(connection: Connection, active_at: int | None = None) -> list[dict[str, Any]]:
+def list_silences(
+    connection: Connection, active_at: int | None = None, silence_id: int | None = None
+) -> list[dict[str, Any]]:
     s = silences.c
     query = select(silences).order_by(s.starts_at.desc(), s.id.desc())
     if active_at is not None:
         query = query.where(s.starts_at <= active_at, s.ends_at > active_at)
+    if silence_id is not None:
+        query = query.where(s.id == silence_id)
     return [dict(row._mapping) for row in connection.execute(query)]
 
 

@@ -17,7 +17,7 @@ from execmetrics.alerts.scheduler import start_scheduler
 from execmetrics.api import problems
 from execmetrics.api.deps import ServerState, read_in_aggregate
 from execmetrics.api.middleware import RequestGuard
-from execmetrics.api.routes import admin, events, health, kpis, metrics
+from execmetrics.api.routes import admin, alerts, events, health, kpis, metrics
 from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
@@ -50,7 +50,9 @@ def load_ledger_now(state: ServerState) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.server
     await to_thread.run_sync(load_ledger_now, state)
-    running = start_scheduler(state.settings, state.engine) if state.settings.scheduler else None
+    running = None
+    if state.settings.scheduler:
+        running = start_scheduler(state.settings, state.engine, state.wake_scheduler)
     yield
     if running is not None:
         await to_thread.run_sync(running.stop)
@@ -73,7 +75,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         cache=DocumentCache(settings.redis_url),
     )
     problems.install(app)
-    for module in (health, metrics, kpis, events, admin):
+    for module in (health, metrics, kpis, alerts, events, admin):
         app.include_router(module.router)
     pages.install(app)
     if settings.cors_origins:

@@ -6,8 +6,10 @@ listed in PUBLIC_ROUTES); tests/api/test_route_roles.py walks every route agains
 
 from __future__ import annotations
 
+import hmac
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -44,6 +46,8 @@ class ServerState:
     limiter: Limiter
     jwt: JwtVerifier | None
     cache: DocumentCache
+    # Set to run this process's scheduler at once (after an ingestion), if it runs one.
+    wake_scheduler: threading.Event = field(default_factory=threading.Event)
 
 
 def server(request: Request) -> ServerState:
@@ -118,12 +122,21 @@ def authenticate(request: Request, connection: Connection, state: ServerState) -
             return state.jwt.identity(credential)
         raise NotAuthenticated("the bearer credential is not a token this server accepts")
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and request.method in ("GET", "HEAD"):
+    if cookie:
         session = session_for(connection, cookie)
-        if session is not None:
+        if session is not None and _safe_from_forgery(request, session.csrf_token):
             request.state.csrf_token = session.csrf_token
             return session.identity
     raise NotAuthenticated("sign in, or send 'Authorization: Bearer <token>'")
+
+
+def _safe_from_forgery(request: Request, csrf_token: str) -> bool:
+    """A read, or a change that carries the session's CSRF token in X-CSRF-Token: another
+    site's page can make the browser send the cookie, but cannot read the token."""
+    if request.method in ("GET", "HEAD"):
+        return True
+    sent = request.headers.get("x-csrf-token", "")
+    return bool(sent) and hmac.compare_digest(sent, csrf_token)
 
 
 def require(role: Role) -> Callable[..., Identity]:

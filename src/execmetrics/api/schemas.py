@@ -3,6 +3,7 @@ forbidden so a body cannot smuggle in fields such as a role)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -213,28 +214,164 @@ class KpiHistory(Strict):
     rows: list[KpiHistoryRow]
 
 
-class KpiApply(Strict):
-    """A set of KPI definitions to apply (docs/kpis.md)."""
+class ConfigApply(Strict):
+    """KPIs, alert rules, escalation policies and channels to apply, as in a configuration
+    file (docs/kpis.md, docs/alerts.md, docs/notifications.md); a section left out is left
+    as it is. Channel secrets are write-only: leave one out to keep the stored one."""
 
     # No coercion: `"dry_run": 0` is not a yes or no.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    kpis: list[dict[str, Any]] = Field(max_length=1000)
+    kpis: list[dict[str, Any]] | None = Field(default=None, max_length=1000)
+    rules: list[dict[str, Any]] | None = Field(default=None, max_length=2000)
+    policies: list[dict[str, Any]] | None = Field(default=None, max_length=200)
+    channels: list[dict[str, Any]] | None = Field(default=None, max_length=200)
     prune: bool = False
     dry_run: bool = False
 
 
-class KpiFieldChange(Strict):
+class FieldChange(Strict):
     field: str
     before: Any
     after: Any
 
 
-class KpiApplied(Strict):
-    """What applying changed (or with `dry_run`, would change)."""
-
+class SectionDiff(Strict):
     created: list[str]
-    changed: dict[str, list[KpiFieldChange]]
+    changed: dict[str, list[FieldChange]]
     removed: list[str]
     unchanged: list[str]
+
+
+class ConfigApplied(Strict):
+    """What applying changed (or with `dry_run`, would change), by section."""
+
+    kpis: SectionDiff | None = None
+    rules: SectionDiff | None = None
+    policies: SectionDiff | None = None
+    channels: SectionDiff | None = None
     dry_run: bool
+
+
+class RuleOut(Strict):
+    """An alert rule's current definition (docs/alerts.md)."""
+
+    name: str
+    version: int
+    description: str
+    kpi: str | list[str]
+    severity: str
+    condition: dict[str, Any]
+    pending_minutes: int
+    keep_firing_minutes: int
+    nodata: str
+    error: str
+    labels: dict[str, str]
+    notify: list[str]
+    policy: str | None
+
+
+class PolicyOut(Strict):
+    name: str
+    version: int
+    levels: list[dict[str, Any]]
+    repeat: int
+    ack_timeout_minutes: int | None
+
+
+class ChannelOut(Strict):
+    """A channel, each secret shown only as whether it is set."""
+
+    name: str
+    version: int
+    send_resolved: bool
+    kind: str
+    settings: dict[str, Any]
+
+
+class AlertOut(Strict):
+    """An alert instance: a rule and its labels (docs/alerts.md, "State")."""
+
+    id: int
+    rule: str
+    labels: dict[str, str]
+    severity: str
+    state: str
+    phase: str
+    health: str | None
+    since: str
+    firing_since: str | None
+    episode: int
+    value: str | None
+    summary: str
+    period: str | None
+    evaluated_at: str
+    policy: str | None
+    policy_version: int | None
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+
+
+class TransitionOut(Strict):
+    at: str
+    from_state: str
+    to_state: str
+    event: str | None
+    episode: int
+    value: str | None
+    summary: str
+
+
+class NotificationOut(Strict):
+    """A notification in the outbox and what became of it (docs/notifications.md)."""
+
+    id: int
+    idempotency_key: str
+    instance_id: int | None
+    channel: str
+    recipient: str
+    event: str
+    severity: str
+    subject: str
+    status: Literal["queued", "delivered", "dead", "silenced"]
+    attempts: int
+    next_attempt_at: str
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class AlertDetail(AlertOut):
+    transitions: list[TransitionOut]
+    notifications: list[NotificationOut]
+
+
+class SilenceIn(Strict):
+    """Silence the notifications of matching alerts for a while; they keep being evaluated."""
+
+    rule: str | None = Field(default=None, max_length=64)
+    matchers: dict[str, str] = Field(default_factory=dict, max_length=20)
+    starts_at: datetime | None = None  # default: now
+    ends_at: datetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SilenceOut(Strict):
+    id: int
+    rule: str | None
+    matchers: dict[str, str]
+    starts_at: str
+    ends_at: str
+    author: str
+    reason: str
+    created_at: str
+
+
+class InboxOut(Strict):
+    id: int
+    severity: str
+    subject: str
+    text: str
+    links: list[list[str]]
+    created_at: str
+    read_at: str | None

@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
+from execmetrics.config import Settings
 from execmetrics.notify.channels import (
     SECRET_FIELDS,
     Channel,
@@ -102,6 +103,11 @@ class Sealer:
         return ChannelEntry.from_flat(fields)
 
 
+def sealer(settings: Settings) -> Sealer:
+    """The sealer of this server's channel secrets."""
+    return Sealer.from_secret(settings.secret_key.get_secret_value())
+
+
 def current_channels(connection: Connection, sealer: Sealer) -> dict[str, ChannelEntry]:
     return {
         name: sealer.open(stored.definition)
@@ -118,7 +124,7 @@ def check_destinations(entries: list[ChannelEntry], allow: Sequence[str]) -> lis
             try:
                 check_literal_destination(host, allow)
             except UnsafeUrl as error:
-                problems.append(f"channel {entry.name}: {field}: {error.reason}")
+                problems.append(f"channels.{entry.name}.{field}: {error.reason}")
     return problems
 
 
@@ -155,10 +161,16 @@ def apply_channels(
     sealed_before = versions.latest(connection, channel_versions)
     given = {}
     for name, entry in merged.items():
+        given[name] = sealer.seal(entry)
         before = stored.get(name)
-        # Sealing is randomised: keep the stored form of a channel that has not changed.
-        same = before is not None and _comparable(before) == _comparable(entry)
-        given[name] = sealed_before[name].definition if same else sealer.seal(entry)
+        if before is None:
+            continue
+        # Sealing is randomised: keep the stored form of each secret that has not changed, so
+        # that only real changes make a new version and show in the diff.
+        old, new = _comparable(before), _comparable(entry)
+        for field in SECRET_FIELDS[entry.channel.kind]:
+            if before.channel.kind == entry.channel.kind and old[field] == new[field]:
+                given[name][field] = sealed_before[name].definition[field]
     diff = versions.apply(connection, channel_versions, given, actor, prune, dry_run)
     for name, changes in diff.changed.items():
         secrets = SECRET_FIELDS[merged[name].channel.kind]

@@ -95,7 +95,9 @@ def ingest_batch(
 
 
 def _warm(state: ServerState) -> None:
-    """After the response: compute the default documents for the new data."""
+    """After the response: evaluate KPIs and alert rules on the new data (this process's
+    scheduler, if it runs one), and compute the default documents."""
+    state.wake_scheduler.set()
     try:
         with state.engine.begin() as connection:
             set_database_role(connection, Role.ANALYST)

@@ -5,27 +5,30 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from pydantic import ValidationError
+from fastapi import APIRouter, Path, Query, Request
 
-from execmetrics.api.deps import DbDep, ExecutiveCaller, ViewerCaller
+from execmetrics.api.deps import DbDep, ExecutiveCaller, ServerDep, ViewerCaller
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import (
-    KpiApplied,
-    KpiApply,
+    ConfigApplied,
+    ConfigApply,
+    FieldChange,
     KpiCurrent,
-    KpiFieldChange,
     KpiHistory,
     KpiHistoryRow,
     KpiOut,
+    SectionDiff,
 )
+from execmetrics.as_code import apply_declared, declared_from_data
 from execmetrics.errors import InvalidParameter, NotFound
-from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.evaluation import current_values, value_history
-from execmetrics.kpi.formula import NAME_PATTERN, FormulaError
-from execmetrics.kpi.service import apply_kpis, current_kpis
+from execmetrics.kpi.formula import NAME_PATTERN
+from execmetrics.kpi.service import current_kpis
 from execmetrics.metrics.service import as_decimal
+from execmetrics.notify.registry import sealer
+from execmetrics.store.versions import Diff
 from execmetrics.timeutil import format_micros
+from execmetrics.yaml_config import ConfigError
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
 
@@ -68,31 +71,48 @@ def kpi_history(
     return KpiHistory(name=name, rows=[KpiHistoryRow.model_validate(_shown(r)) for r in rows])
 
 
-@router.post("/kpis/apply", response_model=KpiApplied)
-def apply(caller: ExecutiveCaller, connection: DbDep, body: KpiApply) -> KpiApplied:
-    """Make the KPIs match a set of definitions, as `execmetrics kpis apply` does: create the
-    new ones, add a version to each changed one, and with `prune` remove those not given."""
-    definitions = []
-    for index, item in enumerate(body.kpis):
-        try:
-            definitions.append(KpiDefinition.model_validate(item))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in (f"kpis[{index}]", *first["loc"]))
-            raise InvalidParameter(where, first["msg"].removeprefix("Value error, ")) from None
+@router.post("/kpis/apply", response_model=ConfigApplied, response_model_exclude_none=True)
+def apply(
+    caller: ExecutiveCaller,
+    connection: DbDep,
+    state: ServerDep,
+    request: Request,
+    body: ConfigApply,
+) -> ConfigApplied:
+    """Make the KPIs, alert rules, escalation policies and channels match the sections given,
+    as `execmetrics kpis apply` does: create the new ones, add a version to each changed one,
+    and with `prune` remove those not given. Nothing is applied while any problem remains;
+    the first is a 422 naming its place, such as `rules[2].condition.below`."""
+    sections = body.model_dump(include={"kpis", "rules", "policies", "channels"})
     try:
-        diff = apply_kpis(connection, definitions, caller.label, body.prune, body.dry_run)
-    except FormulaError as error:
-        raise InvalidParameter("kpis", str(error)) from None
-    return KpiApplied(
+        declared = declared_from_data(sections)
+        diffs = apply_declared(
+            connection, declared, caller.label, sealer(state.settings), body.prune,
+            body.dry_run, state.settings.outbound_allow,
+        )  # fmt: skip
+    except ConfigError as error:
+        where, _, reason = error.problems[0].partition(": ")
+        raise InvalidParameter(where, reason or where) from None
+    audit = request.state.audit
+    audit.parameters |= {
+        name: {"created": d.created, "changed": sorted(d.changed), "removed": d.removed}
+        for name, d in diffs.items()
+        if not d.empty
+    }
+    return ConfigApplied(
+        **{name: _section(diff) for name, diff in diffs.items()}, dry_run=body.dry_run
+    )
+
+
+def _section(diff: Diff) -> SectionDiff:
+    return SectionDiff(
         created=diff.created,
         changed={
-            name: [KpiFieldChange(field=c.field, before=c.before, after=c.after) for c in changes]
+            name: [FieldChange(field=c.field, before=c.before, after=c.after) for c in changes]
             for name, changes in diff.changed.items()
         },
         removed=diff.removed,
         unchanged=diff.unchanged,
-        dry_run=body.dry_run,
     )
 
 
