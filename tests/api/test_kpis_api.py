@@ -51,6 +51,10 @@ def test_current_values_history_and_targets(
     assert current["paying"]["value"] == 2 and current["paying"]["exact"] == "2"
     assert (current["paying"]["goal"], current["paying"]["met"]) == (3, False)
     assert current["mrr_start"]["value"] == 150000
+    # A benchmark band with its source beside a monthly rate; none beside a formula KPI.
+    band = current["customer_churn_rate"]["band"]
+    assert band["basis"] == "monthly" and band["source"]["year"] and band["source"]["url"]
+    assert current["expansion_rate"]["band"] is None
     history = client.get("/api/v1/kpis/paying/history", headers=headers).json()
     assert [(r["period"], r["value"], r["previous"], r["year_ago"]) for r in history["rows"]] == [
         ("2024-01", 1, None, None),

@@ -16,6 +16,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from cronsim import CronSim
 from sqlalchemy import Connection, Engine
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine
 from execmetrics.alerts.engine import CycleReport, evaluate_rules
 from execmetrics.alerts.messages import AlertContext
 from execmetrics.config import Settings
+from execmetrics.kpi.benchmarks import load_bands
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import current_kpis
 from execmetrics.metrics.cache import data_version
@@ -50,6 +52,7 @@ class SchedulerConfig:
     tick_seconds: float = 15.0
     lease_seconds: float = 60.0
     outbound_allow: tuple[str, ...] = ()
+    benchmarks_file: Path | None = None
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
@@ -85,7 +88,8 @@ class Scheduler:
                 )
                 self.last_evaluated, self.last_version = now, version
             report = evaluate_rules(connection, self.config.context, now)
-            report.queued += queue_due_digests(connection, self.config.context, now)
+            bands = load_bands(self.config.benchmarks_file)
+            report.queued += queue_due_digests(connection, self.config.context, now, bands=bands)
         return report
 
     def _kpis_due(self, connection: Connection, version: str, now: int) -> bool:
@@ -161,6 +165,7 @@ def scheduler_from_settings(
         time_zone=settings.time_zone,
         tick_seconds=settings.scheduler_tick_seconds,
         outbound_allow=tuple(settings.outbound_allow),
+        benchmarks_file=settings.benchmarks_file,
     )
     return Scheduler(engine, config, wake=wake or threading.Event())
 

@@ -202,6 +202,8 @@ class KpiValue(Strict):
 
 class KpiCurrent(KpiValue):
     name: str
+    # The industry reference band beside the value, with its source (docs/benchmark-bands.md).
+    band: dict[str, Any] | None = None
 
 
 class KpiHistoryRow(KpiValue):

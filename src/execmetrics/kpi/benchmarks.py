@@ -18,6 +18,7 @@ of the band (and of the field, when the field is there), all of them at once.
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from fractions import Fraction
 from importlib.resources import files
@@ -39,7 +40,7 @@ from pydantic import (
 
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import METRICS
-from execmetrics.kpi.targets import ExactNumber
+from execmetrics.kpi.targets import ExactNumber, period_interval
 from execmetrics.yaml_config import ConfigError, child_node, line_of, load_yaml, parse_items
 
 SHIPPED = "benchmarks.yaml"
@@ -198,8 +199,9 @@ class BandsError(ConfigError):
     """A bands file that cannot be used; each line of the message names file and line."""
 
 
+@functools.cache
 def shipped_bands() -> list[Band]:
-    """The bands shipped with execmetrics (kpi/benchmarks.yaml)."""
+    """The bands shipped with execmetrics (kpi/benchmarks.yaml), read once per process."""
     resource = files("execmetrics.kpi") / SHIPPED
     return parse_bands(resource.read_text(encoding="utf-8"), SHIPPED)
 
@@ -240,6 +242,21 @@ def band_for(bands: list[Band], kpi_name: str, metric: str | None) -> Band | Non
         elif metric is not None and band.metric == metric:
             by_metric = band
     return by_kpi if by_kpi is not None else by_metric
+
+
+BASIS_OF_INTERVAL = {"month": Basis.MONTHLY, "quarter": Basis.QUARTERLY, "year": Basis.ANNUAL}
+
+
+def band_beside(bands: list[Band], kpi_name: str, metric: str | None, period: str) -> Band | None:
+    """The band to show beside a KPI's value for `period` (a label such as 2025-11): its band,
+    when the band's figures describe a period like it. A monthly churn band says nothing about
+    a quarter's churn; a 12-month metric's annual band fits any period."""
+    band = band_for(bands, kpi_name, metric)
+    if band is None or band.basis is Basis.ANY:
+        return band
+    if band.basis is Basis.ANNUAL and metric in ANNUAL_METRICS:
+        return band
+    return band if band.basis is BASIS_OF_INTERVAL[period_interval(period)] else None
 
 
 def bands_to_yaml(bands: list[Band]) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, select
 
 from execmetrics.accounts.roles import Role
 from execmetrics.alerts.messages import AlertContext
-from execmetrics.kpi.benchmarks import ANNUAL_METRICS, Band, Basis, band_for, load_bands
+from execmetrics.kpi.benchmarks import Band, band_beside, load_bands
 from execmetrics.kpi.definitions import Category, KpiDefinition
 from execmetrics.kpi.evaluation import current_values, value_history
 from execmetrics.kpi.service import current_kpis
@@ -67,7 +67,6 @@ SEVERITY_ORDER = ("critical", "warning", "info")
 # How late a digest may still go out: a server down for some hours catches up, one down
 # for days does not send last week's digest.
 CATCH_UP = timedelta(hours=24)
-BASIS_OF_INTERVAL = {"month": Basis.MONTHLY, "quarter": Basis.QUARTERLY, "year": Basis.ANNUAL}
 CADENCES = {timedelta(days=1): "Daily", timedelta(days=7): "Weekly"}
 
 
@@ -151,7 +150,6 @@ def _headline(
     period: str = latest["period"]
     history = value_history(connection, definition.name, last=period)
     previous = history[-1]["previous"] if history and history[-1]["period"] == period else None
-    band = band_for(bands, definition.name, definition.metric)
     return Headline(
         name=definition.name,
         title=definition.title,
@@ -161,19 +159,9 @@ def _headline(
         previous=previous,
         goal=latest["goal"],
         met=latest["met"],
-        band=band if band is not None and _comparable(band, definition, period) else None,
+        band=band_beside(bands, definition.name, definition.metric, period),
         recent=tuple(_as_float(row["value"]) for row in history[-SPARKLINE_PERIODS:]),
     )
-
-
-def _comparable(band: Band, definition: KpiDefinition, period: str) -> bool:
-    """A band says something about a KPI's value only for the period its figures describe
-    (docs/benchmark-bands.md): a monthly churn band says nothing about a quarter's churn."""
-    if band.basis is Basis.ANY:
-        return True
-    if band.basis is Basis.ANNUAL and definition.metric in ANNUAL_METRICS:
-        return True
-    return band.basis is BASIS_OF_INTERVAL[period_interval(period)]
 
 
 def _as_float(value: Fraction | None) -> float | None:

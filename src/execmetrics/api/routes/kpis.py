@@ -21,6 +21,7 @@ from execmetrics.api.schemas import (
 )
 from execmetrics.as_code import apply_declared, declared_from_data
 from execmetrics.errors import InvalidParameter, NotFound
+from execmetrics.kpi.benchmarks import band_beside, load_bands
 from execmetrics.kpi.evaluation import current_values, value_history
 from execmetrics.kpi.formula import NAME_PATTERN
 from execmetrics.kpi.service import current_kpis
@@ -46,10 +47,21 @@ def kpis(_: ViewerCaller, connection: DbDep) -> list[KpiOut]:
 
 
 @router.get("/kpis/current", response_model=list[KpiCurrent])
-def kpis_current(_: ViewerCaller, connection: DbDep) -> list[KpiCurrent]:
-    """Each KPI's latest stored value for its current version, and whether it meets its
-    targets (null when nothing applies or nothing is stored yet)."""
-    return [KpiCurrent.model_validate(_shown(row)) for row in current_values(connection)]
+def kpis_current(_: ViewerCaller, connection: DbDep, state: ServerDep) -> list[KpiCurrent]:
+    """Each KPI's latest stored value for its current version, whether it meets its targets
+    (null when nothing applies or nothing is stored yet), and the benchmark band beside it
+    when one describes a period like the value's."""
+    bands = load_bands(state.settings.benchmarks_file)
+    definitions = {name: kpi.definition for name, kpi in current_kpis(connection).items()}
+    rows = []
+    for row in current_values(connection):
+        definition = definitions[row["name"]]
+        band = None
+        if row["period"] is not None:
+            band = band_beside(bands, definition.name, definition.metric, row["period"])
+        shown = _shown(row) | {"band": None if band is None else band.model_dump(mode="json")}
+        rows.append(KpiCurrent.model_validate(shown))
+    return rows
 
 
 @router.get("/kpis/{name}/history", response_model=KpiHistory)
