@@ -118,12 +118,13 @@ class Scheduler:
         """Tick until `stop` is set; a failed tick is logged and the next one tried."""
         try:
             while not stop.is_set():
+                # Cleared before the round, so that a wake during it brings the next at once.
+                self.wake.clear()
                 try:
                     self.tick()
                 except Exception:
                     log.exception("scheduler tick failed")
                 self.wake.wait(self.config.tick_seconds)
-                self.wake.clear()
         finally:
             release_lease(self.engine, LEASE, self.config.holder)
 
