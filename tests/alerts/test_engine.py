@@ -277,3 +277,40 @@ def test_one_scheduler_evaluates_however_many_processes_run(engine: Engine) -> N
     assert take_lease(engine, LEASE, "one", 0)  # the holder lets it lapse at once
     cycle_two, _ = second.tick()
     assert cycle_two is not None  # an expired lease passes to another process
+
+
+def test_an_alert_keeps_the_policy_version_it_fired_with(engine: Engine) -> None:
+    configure(engine)
+    ingest(engine, events=[start("e1", "c1", "s1", "2024-01-10T00:00:00Z", 100_000)])
+    evaluate_kpis_on(engine, date(2024, 3, 15))
+    now = now_micros()
+    cycle(engine, now)
+    # The policy changes while the alert fires: its second level now comes after 5 minutes.
+    with engine.begin() as connection:
+        apply_declared(
+            connection,
+            parse_declared(CONFIG.replace("delay_minutes: 30", "delay_minutes: 5"), "a.yaml"),
+            "test",
+            Sealer.from_secret(SECRET),
+        )
+    cycle(engine, now + 10 * MINUTE)
+    assert ("in_app", "ceo@example.com", "escalated", "queued") not in queued(engine)
+    assert instance(engine)["policy_version"] == 1
+
+
+def test_a_condition_that_cannot_be_evaluated_puts_the_alert_in_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(engine, CONFIG.replace("    policy: revenue-oncall\n", "    error: keep_last\n"))
+    ingest(engine, events=[start("e1", "c1", "s1", "2024-01-10T00:00:00Z", 100_000)])
+    evaluate_kpis_on(engine, date(2024, 3, 15))
+
+    def broken(*_: object) -> None:
+        raise ArithmeticError("the detector failed")
+
+    monkeypatch.setattr("execmetrics.alerts.conditions.check_threshold", broken)
+    cycle(engine, now_micros())
+    found = instance(engine)
+    assert (found["health"], found["phase"]) == ("error", "normal")
+    assert "evaluation failed: the detector failed" in found["summary"]
+    assert queued(engine) == []  # keep_last: an error alone notifies no one
