@@ -20,11 +20,12 @@ from sqlalchemy import Connection, insert, select, update
 from execmetrics.alerts import conditions as check
 from execmetrics.alerts.escalation import escalation_steps
 from execmetrics.alerts.messages import AlertContext, alert_message
-from execmetrics.alerts.recipients import Delivery, deliveries
+from execmetrics.alerts.recipients import Delivery, channel_sends_resolved, deliveries
 from execmetrics.alerts.rules import AlertRule
 from execmetrics.alerts.series import KpiSeries, kpi_series
 from execmetrics.alerts.service import (
     StoredRule,
+    current_policies,
     current_rules,
     is_silenced,
     labels_key,
@@ -269,9 +270,9 @@ def _save(
         # The alert keeps the policy version it fired with until it resolves.
         values |= {"acknowledgements": [], "acknowledged_by": None}
         values |= _policy_at_firing(connection, stored.rule)
-    if row is None:
+    elif row is None:
         values |= {"acknowledgements": [], "policy": None, "policy_version": None}
-        values |= _policy_at_firing(connection, stored.rule) if event is Event.FIRING else {}
+    if row is None:
         instance_id = int(
             connection.execute(
                 insert(alert_instances).values(values).returning(alert_instances.c.id)
@@ -299,8 +300,6 @@ def _save(
 
 
 def _policy_at_firing(connection: Connection, rule: AlertRule) -> dict[str, Any]:
-    from execmetrics.alerts.service import current_policies
-
     if rule.policy is None:
         return {"policy": None, "policy_version": None}
     stored = current_policies(connection).get(rule.policy)
@@ -365,8 +364,6 @@ def _reached(connection: Connection, instance_id: int, episode: int) -> list[Del
         .where(n.event.in_(("firing", "escalated")))
         .distinct()
     )
-    from execmetrics.alerts.recipients import channel_sends_resolved
-
     return [
         Delivery(row.channel, row.recipient, None, channel_sends_resolved(connection, row.channel))
         for row in rows
@@ -374,14 +371,18 @@ def _reached(connection: Connection, instance_id: int, episode: int) -> list[Del
 
 
 def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
-    """Queue every escalation step that has come due for an unacknowledged firing alert."""
+    """Queue every escalation step that has come due for an unacknowledged firing alert and
+    has not been queued before."""
     a = alert_instances.c
     rows = connection.execute(
         select(alert_instances).where(
             a.phase.in_((State.FIRING.value, State.RECOVERING.value)), a.policy.is_not(None)
         )
     ).all()
+    if not rows:
+        return 0
     rules = current_rules(connection)
+    queued_keys = _escalations_queued(connection, [row.id for row in rows])
     queued = 0
     for row in rows:
         policy = policy_version(connection, row.policy, row.policy_version or 0)
@@ -397,17 +398,32 @@ def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
         )
         instance = _instance(row)
         for step in steps:
+            prefix = f"alert:{row.id}:{row.episode}:escalated:{step.key}:"
+            if any(key.startswith(prefix) for key in queued_keys.get(row.id, ())):
+                continue  # queued in an earlier round
             targets = deliveries(
                 connection, [step.recipient], severity=row.severity, at=to_micros(step.due_at),
             )  # fmt: skip
             for target in targets:
                 message = alert_message(
                     context, stored.rule, row.id, instance, Event.FIRING, row.labels, None,
-                    key=f"alert:{row.id}:{row.episode}:escalated:{step.key}:{target.key}",
-                    summary=row.summary, escalation=step,
+                    key=prefix + target.key, summary=row.summary, escalation=step,
                 )  # fmt: skip
                 queued += enqueue(
                     connection, message, target.channel, target.recipient,
                     instance_id=row.id, not_before=target.not_before,
                 )  # fmt: skip
     return queued
+
+
+def _escalations_queued(connection: Connection, instance_ids: list[int]) -> dict[int, list[str]]:
+    n = notifications.c
+    found: dict[int, list[str]] = {}
+    rows = connection.execute(
+        select(n.instance_id, n.idempotency_key).where(
+            n.instance_id.in_(instance_ids), n.event == "escalated"
+        )
+    )
+    for row in rows:
+        found.setdefault(row.instance_id, []).append(row.idempotency_key)
+    return found
