@@ -194,3 +194,13 @@ def test_the_command_line_applies_all_sections(
     declared = parse_declared(exported.stdout, "export")
     assert isinstance(declared, Declared) and declared.rules is not None
     assert {rule.name for rule in declared.rules} == {"mrr-floor", "churn-anomaly"}
+
+
+def test_the_example_in_the_documentation_applies(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FINANCE_SLACK_WEBHOOK", "SMTP_PASSWORD", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.setenv(name, "https://hooks.slack.com/services/T0/B0/x0123456789abcdef")
+    example = Path(__file__).parent.parent / "docs" / "examples" / "alerts.yaml"
+    diffs = apply(engine, example.read_text(encoding="utf-8"))
+    assert len(diffs["rules"].created) == 4  # type: ignore[attr-defined]
