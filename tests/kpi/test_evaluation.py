@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from tests.builders import ingest
+from tests.builders import ingest, start
 from tests.builders import kpi_definition as kpi
 from tests.metrics.scenarios import ingest_mixed, steady_churn_events
 
@@ -168,3 +168,32 @@ def test_recording_adds_each_value_once_per_data_version(engine: Engine) -> None
         (1, "2024-01", F(2, 3)),
         (2, "2024-01", F(2, 7)),
     ]
+
+
+def test_earlier_periods_are_stored_again_only_when_their_value_changes(engine: Engine) -> None:
+    events = steady_churn_events()
+    ingest(engine, events=events[:3])
+    with engine.begin() as connection:
+        apply_kpis(connection, [kpi("customers", metric="customers_end", unit="count")], "test")
+        first = record_evaluations(connection, date(2024, 3, 15), periods=3)
+    assert [e.period for e in first if e.name == "customers" and e.recorded] == [
+        "2023-12", "2024-01", "2024-02",
+    ]  # fmt: skip
+    # New data that leaves the earlier months as they were: only the current one is stored.
+    ingest(engine, events=[start("late", "z9", "sz", "2024-02-20T00:00:00Z", 100)])
+    with engine.begin() as connection:
+        second = record_evaluations(connection, date(2024, 3, 15), periods=3)
+    recorded = [e.period for e in second if e.name == "customers" and e.recorded]
+    assert recorded == ["2024-02"]
+    with engine.connect() as connection:
+        stored = kpi_values(connection, "customers")
+    # The current period's row stays the newest, which is what current values read.
+    assert stored[-1]["period"] == "2024-02"
+    # A late event in January changes January: stored again, with the new value.
+    ingest(engine, events=[start("later", "z8", "sy", "2024-01-20T00:00:00Z", 100)])
+    with engine.begin() as connection:
+        third = record_evaluations(connection, date(2024, 3, 15), periods=3)
+    changed = {e.period: e for e in third if e.name == "customers" and e.recorded}
+    assert set(changed) == {"2024-01", "2024-02"}
+    january = [e for e in first if e.name == "customers" and e.period == "2024-01"][0]
+    assert changed["2024-01"].value == january.value + 1  # type: ignore[operator]

@@ -149,25 +149,33 @@ def record_evaluations(
 ) -> list[Evaluation]:
     """Evaluate every current KPI for its current period (and with `periods` > 1 the
     periods before it too) and store each value not yet stored for its KPI version, period
-    and data version: evaluating again at the same data version adds nothing."""
+    and data version: evaluating again at the same data version adds nothing. A value of an
+    earlier period is stored only when it differs from the one stored last for that period
+    (late data can change it), so the history grows with changes, not with evaluations."""
     stored = current_kpis(connection)
     version = data_version(connection)
     history = evaluate_kpi_history(
         connection, [kpi.definition for kpi in stored.values()], today, tz, ledger, periods
     )
     e = kpi_evaluations.c
-    seen = {
-        (row.name, row.version, row.period)
+    newest = select(func.max(e.id)).group_by(e.name, e.version, e.period)
+    last = {
+        (row.name, row.version, row.period): (row.data_version, row.value)
         for row in connection.execute(
-            select(e.name, e.version, e.period).where(e.data_version == version)
+            select(e.name, e.version, e.period, e.data_version, e.value).where(e.id.in_(newest))
         )
     }
-    evaluations = [
-        Evaluation(name, stored[name].version, value.period, value.value,
-                   (name, stored[name].version, value.period) not in seen)
-        for name, values in sorted(history.items())
-        for value in values
-    ]  # fmt: skip
+    evaluations = []
+    for name, values in sorted(history.items()):
+        # Oldest first: the current period's row is the newest of each KPI (current_values).
+        for index, value in enumerate(values):
+            back = len(values) - 1 - index
+            key = (name, stored[name].version, value.period)
+            before = last.get(key)
+            new = before is None or before[0] != version if back == 0 else (
+                before is None or before[1] != fraction_text(value.value)
+            )  # fmt: skip
+            evaluations.append(Evaluation(name, key[1], value.period, value.value, new))
     now = now_micros()
     new_rows = [
         {"name": ev.name, "version": ev.version, "period": ev.period,
