@@ -87,6 +87,16 @@ def test_the_access_log_carries_the_request_id(
     assert lines[0].status == 200  # type: ignore[attr-defined]
 
 
+def test_a_credential_in_a_path_never_reaches_the_access_log(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="execmetrics.access"):
+        client.get("/alerts/acknowledge/secret-token-value")
+    [line] = [r for r in caplog.records if r.name == "execmetrics.access"]
+    assert line.path == "/alerts/acknowledge/{token}"  # type: ignore[attr-defined]
+    assert "secret-token-value" not in caplog.text
+
+
 def test_the_server_reads_the_ledger_before_its_first_request(
     engine: Engine, token_for: TokenFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from execmetrics.kpi.benchmarks import (
     Band,
     BandsError,
     Basis,
+    band_beside,
     band_for,
     bands_to_yaml,
     load_bands,
@@ -21,8 +22,9 @@ from execmetrics.kpi.benchmarks import (
     read_bands,
     shipped_bands,
 )
-from execmetrics.kpi.config import ConfigError, starter_kpis
+from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import METRICS
+from execmetrics.yaml_config import ConfigError
 
 F = Fraction
 
@@ -318,3 +320,22 @@ def test_an_unreadable_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_bands(missing)
     assert raised.value.problems[0].startswith(f"{missing}: cannot be read")
+
+
+def test_a_band_is_shown_only_beside_a_value_of_a_period_like_its_figures() -> None:
+    bands = load_bands()
+    by_metric = {band.metric: band for band in bands}
+
+    def beside(metric: str, period: str, among: list[Band] = bands) -> Band | None:
+        return band_beside(among, "k", metric, period)
+
+    churn = by_metric["customer_churn_rate"]
+    assert beside("customer_churn_rate", "2024-03") == churn  # a month: the monthly band
+    assert beside("customer_churn_rate", "2024-Q1") is None  # a quarter's churn is not a month's
+    assert beside("customer_churn_rate", "2024") is None
+    for period in ("2024-03", "2024-Q1", "2024"):
+        assert beside("nrr_12m", period) == by_metric["nrr_12m"]  # twelve months, any period
+        assert beside("ltv_to_cac", period) == by_metric["ltv_to_cac"]  # figures for any period
+    annual = [churn.model_copy(update={"basis": Basis.ANNUAL})]
+    assert beside("customer_churn_rate", "2024", annual) == annual[0]
+    assert beside("customer_churn_rate", "2024-03", annual) is None

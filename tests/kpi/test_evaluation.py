@@ -195,5 +195,5 @@ def test_earlier_periods_are_stored_again_only_when_their_value_changes(engine: 
         third = record_evaluations(connection, date(2024, 3, 15), periods=3)
     changed = {e.period: e for e in third if e.name == "customers" and e.recorded}
     assert set(changed) == {"2024-01", "2024-02"}
-    january = [e for e in first if e.name == "customers" and e.period == "2024-01"][0]
+    january = next(e for e in first if e.name == "customers" and e.period == "2024-01")
     assert changed["2024-01"].value == january.value + 1  # type: ignore[operator]

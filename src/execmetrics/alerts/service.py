@@ -75,13 +75,18 @@ def list_instances(
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def get_instance(connection: Connection, instance_id: int) -> dict[str, Any]:
+def find_instance(connection: Connection, instance_id: int) -> dict[str, Any] | None:
     row = connection.execute(
         select(alert_instances).where(alert_instances.c.id == instance_id)
     ).first()
-    if row is None:
+    return None if row is None else dict(row._mapping)
+
+
+def get_instance(connection: Connection, instance_id: int) -> dict[str, Any]:
+    found = find_instance(connection, instance_id)
+    if found is None:
         raise NotFound(f"alert {instance_id} does not exist")
-    return dict(row._mapping)
+    return found
 
 
 def instance_transitions(connection: Connection, instance_id: int) -> list[dict[str, Any]]:

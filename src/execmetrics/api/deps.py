@@ -34,7 +34,11 @@ PUBLIC_ROUTES = {
     "/sign-out",
     "/static",
     "/openapi.json",
+    # The signed link in notifications: the token in the path is the credential.
+    "/alerts/acknowledge/{token}",
 }
+# Routes whose path holds a credential: logged by their template, never as requested.
+SECRET_PATH_ROUTES = {"/alerts/acknowledge/{token}"}
 # Query parameters never written to the audit trail.
 SECRET_PARAMETERS = {"password", "token", "csrf_token", "access_token"}
 

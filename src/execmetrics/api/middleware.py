@@ -20,6 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from execmetrics.api.deps import SECRET_PATH_ROUTES
 from execmetrics.api.problems import HTTP_TYPES, PROBLEM_MEDIA_TYPE, problem_body
 from execmetrics.audit.chain import AuditEntry
 from execmetrics.audit.writer import AuditWriter
@@ -162,12 +163,14 @@ class RequestGuard:
         scope: Scope, status: int, started: float, request_id: str, state: dict[str, Any]
     ) -> None:
         entry: AuditEntry | None = state.get("audit")
+        route_path = getattr(scope.get("route"), "path", None)
+        path = route_path if route_path in SECRET_PATH_ROUTES else scope["path"]
         log.info(
             "request",
             extra={
                 "request_id": request_id,
                 "method": scope["method"],
-                "path": scope["path"],
+                "path": path,
                 "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
                 "identity": entry.identity if entry else None,

@@ -274,6 +274,26 @@ def backoff_us(attempts: int, rng: random.Random | None = None) -> int:
     return int(draw * SECOND_US)
 
 
+def list_notifications(
+    connection: Connection,
+    *,
+    instance_ids: list[int] | None = None,
+    notification_id: int | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Notifications in the outbox, newest first, optionally of some alerts or one status."""
+    n = notifications.c
+    query = select(notifications).order_by(n.id.desc()).limit(limit)
+    if instance_ids is not None:
+        query = query.where(n.instance_id.in_(instance_ids))
+    if notification_id is not None:
+        query = query.where(n.id == notification_id)
+    if status is not None:
+        query = query.where(n.status == status)
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
 def requeue(connection: Connection, notification_id: int) -> bool:
     """Send a dead notification again (an admin's decision, after fixing the channel)."""
     n = notifications.c

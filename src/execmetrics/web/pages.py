@@ -1,7 +1,9 @@
-"""Dashboard pages: sign-in, sign-out and the executive overview.
+"""Dashboard pages: sign-in, sign-out, the executive overview, KPIs, alerts and the signed-in
+user's notifications, and the page behind the signed acknowledge link of alert notifications.
 
 Pages render their data on the server, so a page view costs one rate-limited request; the
-browser only draws the charts (static/overview.js, with Chart.js from the pinned npm package).
+browser only draws the charts (static/overview.js and static/kpis.js, with Chart.js from the
+pinned npm package). Forms post back with the session's CSRF token (docs/dashboard-alerts.md).
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from execmetrics.api.deps import (
     client_address,
     read_in_aggregate,
     require,
+    set_database_role,
 )
-from execmetrics.errors import NotAuthenticated
+from execmetrics.errors import NotAuthenticated, RateLimited
 from execmetrics.metrics.cache import metrics_document, summary_document
 from execmetrics.metrics.periods import default_range
 from execmetrics.money import currency_exponent
+from execmetrics.timeutil import from_micros
 
 CSRF_COOKIE = "execmetrics_csrf"
 CHART_MONTHS = 24
@@ -51,6 +55,14 @@ TEMPLATES = Jinja2Templates(directory=str(files("execmetrics.web") / "templates"
 TEMPLATES.env.filters["figure"] = lambda value, name, currency: render.format_value(
     name, value, currency
 )
+
+
+def moment(micros: int | None) -> str:
+    """A stored instant (microseconds since the epoch) for people, in UTC."""
+    return "" if micros is None else from_micros(micros).strftime("%Y-%m-%d %H:%M UTC")
+
+
+TEMPLATES.env.filters["moment"] = moment
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,7 +84,65 @@ def page_caller(role: Role) -> Any:
     return dependency
 
 
+class PageRefused(Exception):
+    """A dashboard form the caller may not submit (wrong role, or a stale CSRF token): answered
+    with an HTML page and status 403."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _count_request(request: Request, state: ServerDep, identity: Identity) -> None:
+    """The caller's hourly request budget, as for every API request."""
+    limit = state.settings.rate_limit(identity.role.value)
+    decision = state.limiter.check_request(identity.label, limit)
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        raise RateLimited(
+            f"at most {limit} requests per hour for this identity",
+            retry_after=decision.reset_seconds,
+        )
+
+
+def form_caller(role: Role) -> Any:
+    """The caller of a dashboard form: the session (cookies authenticate only reads, so the
+    form's CSRF token must match the session's), or a bearer credential, which a browser
+    never sends on its own and so needs no CSRF token."""
+    api_dependency = require(role)
+
+    def dependency(
+        request: Request,
+        connection: DbDep,
+        state: ServerDep,
+        csrf: Annotated[str, Form(max_length=128)] = "",
+    ) -> Identity:
+        if request.headers.get("authorization"):
+            return api_dependency(request, connection, state)
+        session = session_for(connection, request.cookies.get(SESSION_COOKIE, ""))
+        request.state.audit = audit_entry(request, session.identity if session else None)
+        if session is None:
+            raise SignInRequired
+        identity = session.identity
+        request.state.identity = identity
+        request.state.csrf_token = session.csrf_token
+        _count_request(request, state, identity)
+        if not same_secret(csrf, session.csrf_token):
+            raise PageRefused("This form has expired. Reload the page and try again.")
+        if not identity.role.includes(role):
+            raise PageRefused(
+                f"This needs the {role.value} role or above; you are {identity.role.value}."
+            )
+        set_database_role(connection, identity.role)
+        return identity
+
+    dependency.required_role = role  # type: ignore[attr-defined]
+    return dependency
+
+
 ViewerPage = Annotated[Identity, Depends(page_caller(Role.VIEWER))]
+ViewerForm = Annotated[Identity, Depends(form_caller(Role.VIEWER))]
+ExecutiveForm = Annotated[Identity, Depends(form_caller(Role.EXECUTIVE))]
 
 
 def _signin_csrf(secret_key: str, nonce: str) -> str:
@@ -200,8 +270,24 @@ def overview(request: Request, caller: ViewerPage, connection: DbDep, state: Ser
     )
 
 
+def render_page(
+    request: Request,
+    template: str,
+    caller: Identity | None,
+    context: dict[str, Any],
+    status: int = 200,
+) -> Response:
+    """A page of the dashboard, with what the navigation bar needs."""
+    base = {"user": caller, "csrf": getattr(request.state, "csrf_token", "")}
+    return TEMPLATES.TemplateResponse(request, template, base | context, status_code=status)
+
+
 def install(app: FastAPI) -> None:
+    from execmetrics.web import alert_pages, kpi_pages
+
     app.include_router(router)
+    app.include_router(kpi_pages.router)
+    app.include_router(alert_pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("execmetrics.web") / "static")), name="static"
     )
@@ -210,3 +296,10 @@ def install(app: FastAPI) -> None:
         return RedirectResponse("/sign-in", status_code=303)
 
     app.add_exception_handler(SignInRequired, redirect_to_sign_in)
+
+    async def refuse_form(request: Request, error: Exception) -> Response:
+        message = error.message if isinstance(error, PageRefused) else "Not allowed."
+        caller = getattr(request.state, "identity", None)
+        return render_page(request, "refused.html", caller, {"message": message}, status=403)
+
+    app.add_exception_handler(PageRefused, refuse_form)

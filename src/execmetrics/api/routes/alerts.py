@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from execmetrics.accounts.service import Identity
 from execmetrics.alerts.service import (
@@ -39,12 +39,12 @@ from execmetrics.api.schemas import (
     TransitionOut,
 )
 from execmetrics.errors import Conflict, InvalidParameter, NotFound
-from execmetrics.notify.outbox import requeue
-from execmetrics.notify.preferences import Preferences, preferences_of, save_preferences, user_id
+from execmetrics.notify.inbox import acting_user, list_inbox, mark_all_read
+from execmetrics.notify.outbox import list_notifications, requeue
+from execmetrics.notify.preferences import Preferences, preferences_of, save_preferences
 from execmetrics.notify.registry import current_channels, sealer
 from execmetrics.store import versions
-from execmetrics.store.roles import as_role
-from execmetrics.store.tables import channel_versions, inbox, notifications
+from execmetrics.store.tables import channel_versions
 from execmetrics.timeutil import format_micros, now_micros, to_micros
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=PROBLEM_RESPONSES)
@@ -108,7 +108,7 @@ def alert(_: ViewerCaller, connection: DbDep, alert_id: Id) -> AlertDetail:
         )
         for row in instance_transitions(connection, alert_id)
     ]
-    sent = _notifications(connection, instance_id=alert_id)
+    sent = _notifications(connection, instance_ids=[alert_id])
     return AlertDetail(**_alert(found).model_dump(), transitions=transitions, notifications=sent)
 
 
@@ -178,33 +178,24 @@ def my_notifications(
 ) -> list[InboxOut]:
     """The caller's in-app notifications, newest first."""
     user = _own_user(connection, caller)
-    query = select(inbox).where(inbox.c.user_id == user)
-    if unread:
-        query = query.where(inbox.c.read_at.is_(None))
-    rows = connection.execute(query.order_by(inbox.c.id.desc()).limit(limit))
     return [
         InboxOut(
-            id=row.id,
-            severity=row.severity,
-            subject=row.subject,
-            text=row.text,
-            links=row.links,
-            created_at=format_micros(row.created_at),
-            read_at=format_micros(row.read_at) if row.read_at else None,
+            id=row["id"],
+            severity=row["severity"],
+            subject=row["subject"],
+            text=row["text"],
+            links=row["links"],
+            created_at=format_micros(row["created_at"]),
+            read_at=format_micros(row["read_at"]) if row["read_at"] else None,
         )
-        for row in rows
+        for row in list_inbox(connection, user, unread=unread, limit=limit)
     ]
 
 
 @router.post("/me/notifications/read", status_code=204)
 def read_my_notifications(caller: ViewerCaller, connection: DbDep) -> None:
     """Mark every one of the caller's in-app notifications as read."""
-    user = _own_user(connection, caller)
-    connection.execute(
-        update(inbox)
-        .where(inbox.c.user_id == user, inbox.c.read_at.is_(None))
-        .values(read_at=now_micros())
-    )
+    mark_all_read(connection, _own_user(connection, caller))
 
 
 @router.get("/me/preferences", response_model=Preferences)
@@ -226,11 +217,9 @@ def set_my_preferences(caller: ViewerCaller, connection: DbDep, body: Preference
 
 
 def _own_user(connection: Connection, caller: Identity) -> int:
-    """The signed-in user behind the caller; API tokens and JWTs have no user of their own."""
-    user = user_id(connection, caller.name) if caller.kind == "user" else None
+    user = acting_user(connection, caller)
     if user is None:
         raise NotFound("notifications and preferences belong to users; sign in as one")
-    as_role(connection, caller.role.value, user)
     return user
 
 
@@ -255,23 +244,8 @@ def _silence(row: dict[str, Any]) -> SilenceOut:
     )
 
 
-def _notifications(
-    connection: Connection,
-    *,
-    instance_id: int | None = None,
-    notification_id: int | None = None,
-    status: str | None = None,
-    limit: int = 1000,
-) -> list[NotificationOut]:
-    n = notifications.c
-    query = select(notifications).order_by(n.id.desc()).limit(limit)
-    if instance_id is not None:
-        query = query.where(n.instance_id == instance_id)
-    if notification_id is not None:
-        query = query.where(n.id == notification_id)
-    if status is not None:
-        query = query.where(n.status == status)
-    return [_notification(dict(row._mapping)) for row in connection.execute(query)]
+def _notifications(connection: Connection, **where: Any) -> list[NotificationOut]:
+    return [_notification(row) for row in list_notifications(connection, **where)]
 
 
 def _notification(row: dict[str, Any]) -> NotificationOut:
