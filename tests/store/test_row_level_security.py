@@ -23,10 +23,12 @@ from execmetrics.api.deps import set_database_role
 from execmetrics.audit.chain import AuditEntry, append
 from execmetrics.kpi.service import apply_kpis, current_kpis
 from execmetrics.store.database import make_engine
+from execmetrics.store.roles import as_role
 from execmetrics.store.tables import (
     audit_log,
     customer_ledger,
     customers,
+    inbox,
     kpi_evaluations,
     mrr_movements,
     subscription_events,
@@ -204,3 +206,52 @@ def test_every_role_reads_kpi_values_and_only_executives_and_admins_store_them(
             set_database_role(connection, role)
             with pytest.raises(ProgrammingError, match="row-level security"):
                 connection.execute(kpi_evaluations.insert().values(row | {"period": "2025-12"}))
+
+
+def test_alerts_are_read_by_every_role_and_changed_by_executives_and_admins(
+    app_engine: Engine,
+) -> None:
+    from execmetrics.alerts.service import create_silence, list_silences
+
+    def silence(connection: Connection) -> int:
+        return create_silence(
+            connection, rule=None, matchers={}, starts_at=1, ends_at=2, author="t", reason="r"
+        )
+
+    with app_engine.connect() as connection, connection.begin():
+        as_role(connection, "executive")
+        silence(connection)
+    for role in Role:
+        with app_engine.connect() as connection, connection.begin():
+            as_role(connection, role.value)
+            assert len(list_silences(connection)) == 1
+    for role in (Role.VIEWER, Role.ANALYST):
+        with app_engine.connect() as connection, connection.begin():
+            as_role(connection, role.value)
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                silence(connection)
+
+
+def test_in_app_notifications_are_each_users_own(
+    app_engine: Engine, postgres_engine: Engine
+) -> None:
+    from execmetrics.accounts.service import create_user
+    from execmetrics.notify.inbox import list_inbox
+
+    with postgres_engine.begin() as connection:
+        owner = create_user(connection, "owner@example.com", "a long enough password", Role.VIEWER)
+        other = create_user(connection, "other@example.com", "a long enough password", Role.VIEWER)
+        connection.execute(
+            inbox.insert().values(
+                user_id=owner, severity="info", subject="s", text="t", links=[], created_at=1
+            )
+        )
+    with app_engine.connect() as connection, connection.begin():
+        as_role(connection, "viewer", owner)
+        assert len(list_inbox(connection, owner)) == 1
+    with app_engine.connect() as connection, connection.begin():
+        as_role(connection, "executive", other)  # another user, whatever their role
+        assert list_inbox(connection, owner) == []
+    with app_engine.connect() as connection, connection.begin():
+        as_role(connection, "admin")
+        assert len(list_inbox(connection, owner)) == 1
