@@ -14,9 +14,11 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cronsim import CronSim
 from sqlalchemy import Connection, Engine
@@ -36,6 +38,9 @@ from execmetrics.notify.registry import Sealer, current_channels
 from execmetrics.store.lease import release_lease, take_lease
 from execmetrics.store.roles import as_role
 from execmetrics.timeutil import from_micros, now_micros
+
+if TYPE_CHECKING:
+    from execmetrics.metrics.ledger_arrays import LedgerArrays
 
 log = logging.getLogger("execmetrics.scheduler")
 
@@ -65,6 +70,9 @@ class Scheduler:
 
     engine: Engine
     config: SchedulerConfig
+    # The movement ledger at a data version, from the server's own snapshot when it keeps one;
+    # None: read for each evaluation of the KPIs.
+    ledger: Callable[[Connection, str], LedgerArrays] | None = None
     last_evaluated: int | None = None  # when KPIs were last evaluated, microseconds
     last_version: str | None = None
     wake: threading.Event = field(default_factory=threading.Event)
@@ -83,8 +91,9 @@ class Scheduler:
             version = data_version(connection)
             if self._kpis_due(connection, version, now):
                 today = from_micros(now).astimezone(time_zone(self.config.time_zone)).date()
+                ledger = self.ledger(connection, version) if self.ledger else None
                 record_evaluations(
-                    connection, today, self.config.time_zone, periods=HISTORY_PERIODS
+                    connection, today, self.config.time_zone, ledger, HISTORY_PERIODS
                 )
                 self.last_evaluated, self.last_version = now, version
             report = evaluate_rules(connection, self.config.context, now)
@@ -158,7 +167,10 @@ def start_in_thread(scheduler: Scheduler) -> Running:
 
 
 def scheduler_from_settings(
-    settings: Settings, engine: Engine, wake: threading.Event | None = None
+    settings: Settings,
+    engine: Engine,
+    wake: threading.Event | None = None,
+    ledger: Callable[[Connection, str], LedgerArrays] | None = None,
 ) -> Scheduler:
     context = AlertContext(settings.public_url, settings.secret_key.get_secret_value())
     config = SchedulerConfig(
@@ -168,12 +180,15 @@ def scheduler_from_settings(
         outbound_allow=tuple(settings.outbound_allow),
         benchmarks_file=settings.benchmarks_file,
     )
-    return Scheduler(engine, config, wake=wake or threading.Event())
+    return Scheduler(engine, config, ledger=ledger, wake=wake or threading.Event())
 
 
 def start_scheduler(
-    settings: Settings, engine: Engine, wake: threading.Event | None = None
+    settings: Settings,
+    engine: Engine,
+    wake: threading.Event | None = None,
+    ledger: Callable[[Connection, str], LedgerArrays] | None = None,
 ) -> Running:
     """The scheduler of a server process, in a thread of its own; setting `wake` makes it
-    tick at once."""
-    return start_in_thread(scheduler_from_settings(settings, engine, wake))
+    tick at once, and `ledger` shares the server's snapshot of the movement ledger."""
+    return start_in_thread(scheduler_from_settings(settings, engine, wake, ledger))

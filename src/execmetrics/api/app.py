@@ -52,7 +52,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await to_thread.run_sync(load_ledger_now, state)
     running = None
     if state.settings.scheduler:
-        running = start_scheduler(state.settings, state.engine, state.wake_scheduler)
+        running = start_scheduler(
+            state.settings, state.engine, state.wake_scheduler, state.cache.ledger
+        )
     yield
     if running is not None:
         await to_thread.run_sync(running.stop)

@@ -22,6 +22,7 @@ from execmetrics.metrics.periods import (
     period_start,
     shift_periods,
 )
+from execmetrics.metrics.queries import SUBSCRIPTION_BREAKDOWNS
 from execmetrics.metrics.service import compute_metrics
 from execmetrics.store.tables import kpi_evaluations
 from execmetrics.timeutil import now_micros
@@ -112,6 +113,10 @@ def _metric_rows(
     }
     rows: dict[tuple[Period, str | None, str], dict[str | None, dict[str, Any]]]
     rows = defaultdict(dict)
+    if ledger is None and any(by not in SUBSCRIPTION_BREAKDOWNS for _, by in needed):
+        from execmetrics.metrics.ledger_arrays import load_ledger
+
+        ledger = load_ledger(connection)  # read once for every period kind and breakdown
     for period, by in sorted(needed, key=str):
         interval, back = PERIOD_OF[period]
         last = shift_periods(period_start(today, interval), interval, back)
