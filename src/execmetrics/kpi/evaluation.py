@@ -92,7 +92,7 @@ def evaluate_kpi_history(
             else:
                 assert definition.metric is not None  # a definition has a metric or a formula
                 group = definition.group
-                key = (definition.period, group.by if group else None, period)
+                key = (PERIOD_OF[definition.period][0], group.by if group else None, period)
                 row = rows[key].get(group.value if group else None)
                 value = None if row is None else _fraction(row[definition.metric])
             values[name].append(KpiValue(name, period, value))
@@ -106,25 +106,29 @@ def _metric_rows(
     tz: str,
     ledger: LedgerArrays | None,
     periods: int,
-) -> dict[tuple[Period, str | None, str], dict[str | None, dict[str, Any]]]:
-    """The metrics row of each period and breakdown the metric KPIs need, by group value."""
-    needed = {
-        (d.period, d.group.by if d.group else None) for d in definitions if d.metric is not None
-    }
-    rows: dict[tuple[Period, str | None, str], dict[str | None, dict[str, Any]]]
+) -> dict[tuple[str, str | None, str], dict[str | None, dict[str, Any]]]:
+    """The metrics row of each period (by interval and label) and breakdown the metric KPIs
+    need, by group value: one computation per interval and breakdown, whatever the KPI
+    periods (a month to date and the last complete month share the months' rows)."""
+    backs: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    for d in definitions:
+        if d.metric is not None:
+            interval, back = PERIOD_OF[d.period]
+            backs[(interval, d.group.by if d.group else None)].add(back)
+    rows: dict[tuple[str, str | None, str], dict[str | None, dict[str, Any]]]
     rows = defaultdict(dict)
-    if ledger is None and any(by not in SUBSCRIPTION_BREAKDOWNS for _, by in needed):
+    if ledger is None and any(by not in SUBSCRIPTION_BREAKDOWNS for _, by in backs):
         from execmetrics.metrics.ledger_arrays import load_ledger
 
-        ledger = load_ledger(connection)  # read once for every period kind and breakdown
-    for period, by in sorted(needed, key=str):
-        interval, back = PERIOD_OF[period]
-        last = shift_periods(period_start(today, interval), interval, back)
-        first = shift_periods(last, interval, periods - 1)
+        ledger = load_ledger(connection)  # read once for every interval and breakdown
+    for (interval, by), offsets in sorted(backs.items(), key=str):
+        current = period_start(today, interval)
+        last = shift_periods(current, interval, min(offsets))
+        first = shift_periods(current, interval, max(offsets) + periods - 1)
         report = compute_metrics(connection, first, last, interval, tz, by, ledger, exact=True)
         for row in report.rows:
             # Customers without a value for the breakdown form the group "(none)".
-            rows[(period, by, row["period"])][row["group"]] = row
+            rows[(interval, by, row["period"])][row["group"]] = row
     return rows
 
 

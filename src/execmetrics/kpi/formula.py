@@ -14,6 +14,7 @@ valueless, as a rate with a zero denominator is in docs/metrics.md.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -191,8 +192,10 @@ def _found(token: Token) -> str:
     return "found the end" if token.kind == "end" else f"found {token.text!r}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Node:
-    """The formula's syntax tree; FormulaError names the character where it goes wrong."""
+    """The formula's syntax tree; FormulaError names the character where it goes wrong. The
+    tree is immutable, so each formula is parsed once per process and shared."""
     if len(text) > MAX_LENGTH:
         raise FormulaError(f"longer than {MAX_LENGTH} characters")
     if not text.strip():
