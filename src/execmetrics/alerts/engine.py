@@ -45,13 +45,23 @@ from execmetrics.timeutil import from_micros, now_micros, to_micros
 
 @dataclass(frozen=True)
 class Judgement:
-    """What one evaluation of a rule found for one label set."""
+    """One label set of a rule to evaluate: what it would judge (the KPI period and data
+    version) and how; judging is left until the inputs are known to have changed."""
 
     labels: dict[str, str]
-    observation: Observation
-    outcome: check.Outcome | None
     period: str | None
     data_version: str | None
+    judge: Callable[[], check.Outcome] | None = None  # None: no value to judge
+
+    def run(self) -> tuple[Observation, check.Outcome | None]:
+        if self.judge is None:
+            return Observation.NODATA, None
+        try:
+            outcome = self.judge()
+        except Exception as error:  # a rule that cannot be evaluated is in Error, not the cycle
+            return Observation.ERROR, check.Outcome(None, None, None, f"evaluation failed: {error}")
+        found = {True: Observation.HOLDS, False: Observation.CLEAR, None: Observation.NODATA}
+        return found[outcome.holds], outcome
 
 
 @dataclass
@@ -96,7 +106,7 @@ def judge_rule(
         found = series.get(kpi)
         labels = rule.labels | {"kpi": kpi}
         if found is None or found.current is None:
-            yield Judgement(labels, Observation.NODATA, None, None, None)
+            yield Judgement(labels, None, None)
             continue
 
         def describe(value: Fraction, unit: str = found.definition.unit.value) -> str:
@@ -166,13 +176,7 @@ def _judge_target(
 def _judged(
     labels: dict[str, str], found: KpiSeries, period: str, judge: Callable[[], check.Outcome]
 ) -> Judgement:
-    try:
-        outcome = judge()
-    except Exception as error:  # a rule that cannot be evaluated is in Error, not the cycle
-        failed = check.Outcome(None, None, None, f"evaluation failed: {error}")
-        return Judgement(labels, Observation.ERROR, failed, period, found.data_version)
-    observation = {True: Observation.HOLDS, False: Observation.CLEAR, None: Observation.NODATA}
-    return Judgement(labels, observation[outcome.holds], outcome, period, found.data_version)
+    return Judgement(labels, period, found.data_version, judge)
 
 
 def _alerting(row: Any) -> bool:
@@ -213,15 +217,16 @@ def _apply(
         and row.period != judgement.period
     ):
         before = Instance(episode=before.episode)  # a new period's target: judged afresh
-    after, event = advance(before, judgement.observation, now, rule.timing)
-    instance_id = _save(connection, stored, judgement, row, before, after, event, now)
+    observation, outcome = judgement.run()
+    after, event = advance(before, observation, now, rule.timing)
+    instance_id = _save(connection, stored, judgement, outcome, row, before, after, event, now)
     if event is None:
         return
     report.fired += event is Event.FIRING
     report.resolved += event is Event.RESOLVED
     silenced = is_silenced(silences, rule.name, judgement.labels) is not None
     report.queued += _notify_event(
-        connection, context, rule, instance_id, after, event, judgement, silenced
+        connection, context, rule, instance_id, after, event, judgement.labels, outcome, silenced
     )
 
 
@@ -240,13 +245,13 @@ def _save(
     connection: Connection,
     stored: StoredRule,
     judgement: Judgement,
+    outcome: check.Outcome | None,
     row: Any,
     before: Instance,
     after: Instance,
     event: Event | None,
     now: int,
 ) -> int:
-    outcome = judgement.outcome
     observed = None if outcome is None else outcome.observed
     summary = "no value to judge" if outcome is None else outcome.summary
     values: dict[str, Any] = {
@@ -321,7 +326,8 @@ def _notify_event(
     instance_id: int,
     instance: Instance,
     event: Event,
-    judgement: Judgement,
+    labels: dict[str, str],
+    outcome: check.Outcome | None,
     silenced: bool,
 ) -> int:
     """Queue the notifications of a firing or a resolution: the rule's own recipients, and on
@@ -334,7 +340,7 @@ def _notify_event(
         if event is Event.RESOLVED and not target.send_resolved:
             continue
         message = alert_message(
-            context, rule, instance_id, instance, event, judgement.labels, judgement.outcome,
+            context, rule, instance_id, instance, event, labels, outcome,
             key=f"alert:{instance_id}:{instance.episode}:{event.value}:{target.key}",
         )  # fmt: skip
         queued += enqueue(
