@@ -153,6 +153,7 @@ class SmtpServer:
         self._refused_recipients: dict[str, str] = {}
         self._received: list[ReceivedMail] = []
         self._lock = threading.Lock()
+        self.sessions = 0  # sessions that signed in
 
     @property
     def received(self) -> list[ReceivedMail]:
@@ -176,6 +177,9 @@ class SmtpServer:
         valid = isinstance(data, LoginPassword) and (
             data.login.decode() == self.username and data.password.decode() == self.password
         )
+        if valid:
+            with self._lock:
+                self.sessions += 1
         # handled=False: aiosmtpd itself answers, 235 or 535.
         return AuthResult(success=valid, handled=False)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -30,6 +31,7 @@ from execmetrics.notify.channels import (
     SmsChannel,
     WebhookChannel,
     deliver,
+    deliver_many,
     merge_secrets,
     missing_secrets,
     parse_channel,
@@ -234,6 +236,24 @@ def test_refused_recipients_are_reported_with_their_replies(
     assert "refused 1 of 2 recipients" in failure.detail
     assert "gone@example.com: 550 5.1.1 No such user" in failure.detail
     assert [mail.rcpt_tos for mail in smtp.received] == [("cfo@example.com",)]
+
+
+def test_a_batch_of_emails_shares_one_session_and_reports_each_message(
+    smtp: SmtpServer, tls: TlsFiles
+) -> None:
+    smtp.refuse_recipient("gone@example.com", "550 5.1.1 No such user")
+    batch = [
+        (replace(MESSAGE, idempotency_key=f"k{n}"), (address,))
+        for n, address in enumerate(["a@example.com", "gone@example.com", "b@example.com"])
+    ]
+    batch.append((replace(MESSAGE, idempotency_key="k3"), ("not an address",)))
+    results = deliver_many(email_channel(smtp, tls), batch, allow=LOCAL)
+    assert results[0] is None and results[2] is None
+    assert results[1] is not None and not results[1].retryable and "550" in results[1].detail
+    assert results[3] is not None and "invalid recipient" in results[3].detail
+    # The session outlived the refused message: the one after it arrived too.
+    assert [mail.rcpt_tos for mail in smtp.received] == [("a@example.com",), ("b@example.com",)]
+    assert smtp.sessions == 1
 
 
 def test_temporarily_refused_recipients_are_retryable(smtp: SmtpServer, tls: TlsFiles) -> None:

@@ -241,6 +241,61 @@ def deliver(
         _reraise_redacted(failure, _secret_values(channel))
 
 
+def deliver_many(
+    channel: Channel,
+    batch: Sequence[tuple[Message, Sequence[str]]],
+    *,
+    allow: Sequence[str] = (),
+) -> list[DeliveryFailed | None]:
+    """Send several messages through `channel`, each to its recipients as `deliver` would;
+    what became of each, in order (None: delivered). Email shares one SMTP session among
+    them, which is what makes a thousand emails a matter of seconds rather than minutes."""
+    from execmetrics.notify import email
+
+    if not isinstance(channel, EmailChannel):
+        return [_attempt(channel, message, recipients, allow) for message, recipients in batch]
+    try:
+        _check_smtp_host(channel, allow)
+    except DeliveryFailed as failure:
+        return [failure] * len(batch)
+    addressed: list[tuple[Message, Sequence[str]]] = []
+    failures: dict[int, DeliveryFailed] = {}
+    for index, (message, recipients) in enumerate(batch):
+        try:
+            addressed.append((message, _email_recipients(channel, recipients)))
+        except DeliveryFailed as failure:
+            failures[index] = failure
+            addressed.append((message, []))
+    sent = email.send_emails(
+        channel, [item for i, item in enumerate(addressed) if i not in failures]
+    )
+    results = iter(sent)
+    secrets = _secret_values(channel)
+    return [
+        failures[index] if index in failures else _redacted(next(results), secrets)
+        for index in range(len(batch))
+    ]
+
+
+def _attempt(
+    channel: Channel, message: Message, recipients: Sequence[str], allow: Sequence[str]
+) -> DeliveryFailed | None:
+    try:
+        deliver(channel, message, recipients=recipients, allow=allow)
+    except DeliveryFailed as failure:
+        return failure
+    return None
+
+
+def _redacted(failure: DeliveryFailed | None, secrets: Sequence[str]) -> DeliveryFailed | None:
+    if failure is None:
+        return None
+    try:
+        _reraise_redacted(failure, secrets)
+    except DeliveryFailed as redacted:
+        return redacted
+
+
 def post_outbound(
     url: str,
     allow: Sequence[str],

@@ -22,32 +22,77 @@ _POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 def send_email(channel: EmailChannel, message: Message, recipients: Sequence[str]) -> None:
     """Send `message` to `recipients` (envelope and To header) through the channel's server."""
-    if not recipients:
-        raise DeliveryFailed(
-            "no recipients: the channel and the delivery name none", retryable=False
-        )
-    composed = compose_email(message, sender=channel.sender, recipients=recipients)
-    context = _tls_context(channel.ca_file)
+    failure = send_emails(channel, [(message, recipients)])[0]
+    if failure is not None:
+        raise failure
+
+
+def send_emails(
+    channel: EmailChannel, batch: Sequence[tuple[Message, Sequence[str]]]
+) -> list[DeliveryFailed | None]:
+    """Send several messages through one SMTP session (connecting, securing and signing in
+    once), each to its recipients; what became of each, in order: None when it was accepted.
+    A session that breaks is opened again for the messages after it."""
+    results: list[DeliveryFailed | None] = []
+    smtp: smtplib.SMTP | None = None
     try:
-        refused = _transmit(channel, context, composed, recipients)
-    except smtplib.SMTPRecipientsRefused as error:
-        raise _recipients_refused(error.recipients, len(recipients)) from error
-    except smtplib.SMTPAuthenticationError as error:
-        raise _reply_failure("authentication failed", error) from error
-    except smtplib.SMTPResponseException as error:
-        raise _reply_failure("the SMTP server refused the message", error) from error
-    except smtplib.SMTPServerDisconnected as error:
-        raise DeliveryFailed(f"SMTP server disconnected: {error}", retryable=True) from error
-    except smtplib.SMTPException as error:
+        for message, recipients in batch:
+            try:
+                if not recipients:
+                    raise DeliveryFailed(
+                        "no recipients: the channel and the delivery name none", retryable=False
+                    )
+                if smtp is None:
+                    smtp = _open_session(channel)
+                composed = compose_email(message, sender=channel.sender, recipients=recipients)
+                refused = smtp.send_message(
+                    composed, from_addr=channel.sender, to_addrs=list(recipients)
+                )
+                results.append(_recipients_refused(refused, len(recipients)) if refused else None)
+            except DeliveryFailed as failure:
+                results.append(failure)
+            except (smtplib.SMTPException, OSError) as error:
+                results.append(_failure_of(error, len(recipients)))
+                if not isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError):
+                    # The session itself failed: the next message opens a new one.
+                    if smtp is not None:
+                        smtp.close()
+                    smtp = None
+    finally:
+        if smtp is not None:
+            _close(smtp)
+    return results
+
+
+def _open_session(channel: EmailChannel) -> smtplib.SMTP:
+    smtp = _connect(channel, _tls_context(channel.ca_file))
+    try:
+        if channel.username:
+            password = channel.password.get_secret_value() if channel.password else ""
+            smtp.login(channel.username, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _failure_of(error: smtplib.SMTPException | OSError, attempted: int) -> DeliveryFailed:
+    """What a failed send means: whether a later attempt may succeed, and why not."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return _recipients_refused(error.recipients, attempted)
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return _reply_failure("authentication failed", error)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply_failure("the SMTP server refused the message", error)
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return DeliveryFailed(f"SMTP server disconnected: {error}", retryable=True)
+    if isinstance(error, smtplib.SMTPException):
         # What the server does not offer (STARTTLS, AUTH): a setting to change, not a glitch.
-        raise DeliveryFailed(f"SMTP session failed: {error}", retryable=False) from error
-    except ssl.SSLCertVerificationError as error:
+        return DeliveryFailed(f"SMTP session failed: {error}", retryable=False)
+    if isinstance(error, ssl.SSLCertVerificationError):
         detail = f"SMTP server certificate not trusted: {error.verify_message}"
-        raise DeliveryFailed(detail, retryable=False) from error
-    except OSError as error:
-        raise DeliveryFailed(f"SMTP server unreachable: {error}", retryable=True) from error
-    if refused:
-        raise _recipients_refused(refused, len(recipients))
+        return DeliveryFailed(detail, retryable=False)
+    return DeliveryFailed(f"SMTP server unreachable: {error}", retryable=True)
 
 
 def compose_email(message: Message, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
@@ -91,23 +136,6 @@ def _attach_inline_images(composed: EmailMessage, message: Message) -> None:
             disposition="inline",
             filename=f"{image.content_id}.png",
         )
-
-
-def _transmit(
-    channel: EmailChannel,
-    context: ssl.SSLContext,
-    composed: EmailMessage,
-    recipients: Sequence[str],
-) -> Mapping[str, tuple[int, bytes]]:
-    """One SMTP session; the recipients the server refused while accepting the others."""
-    smtp = _connect(channel, context)
-    try:
-        if channel.username:
-            password = channel.password.get_secret_value() if channel.password else ""
-            smtp.login(channel.username, password)
-        return smtp.send_message(composed, from_addr=channel.sender, to_addrs=list(recipients))
-    finally:
-        _close(smtp)
 
 
 def _connect(channel: EmailChannel, context: ssl.SSLContext) -> smtplib.SMTP:

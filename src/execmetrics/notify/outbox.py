@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from execmetrics.notify.channels import Channel, DeliveryFailed, deliver
+from execmetrics.notify.channels import Channel, DeliveryFailed, deliver_many
 from execmetrics.notify.message import InlineImage, Message, Severity
 from execmetrics.store.roles import as_role
 from execmetrics.store.tables import inbox, notifications, users
@@ -157,44 +157,67 @@ def dispatch_due(
     limit: int = 500,
     workers: int = 8,
 ) -> DispatchReport:
-    """Deliver every due notification (up to `limit`), `workers` at a time."""
+    """Deliver every due notification (up to `limit`), in up to `workers` batches at once:
+    the notifications of a channel are split into batches that each share a connection."""
     report = DispatchReport()
     claimed = claim_due(engine, limit)
     if not claimed:
         return report
+    batches = _batches(claimed, workers)
 
-    def attempt(item: Claimed) -> str:
-        return _deliver_claimed(engine, item, lookup, allow)
+    def attempt(batch: list[Claimed]) -> list[str]:
+        return _deliver_batch(engine, batch, lookup, allow)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(claimed)))) as pool:
-        for item, outcome in zip(claimed, pool.map(attempt, claimed), strict=True):
-            if outcome == "delivered":
-                report.delivered += 1
-            elif outcome == "retrying":
-                report.retrying += 1
-            else:
-                report.dead += 1
-                report.errors.append(f"notification {item.id}: {outcome}")
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(batches)))) as pool:
+        for batch, outcomes in zip(batches, pool.map(attempt, batches), strict=True):
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if outcome == "delivered":
+                    report.delivered += 1
+                elif outcome == "retrying":
+                    report.retrying += 1
+                else:
+                    report.dead += 1
+                    report.errors.append(f"notification {item.id}: {outcome}")
     return report
 
 
-def _deliver_claimed(
-    engine: Engine, item: Claimed, lookup: ChannelLookup, allow: Sequence[str]
-) -> str:
-    if item.channel == IN_APP:
-        return _deliver_in_app(engine, item)
-    channel = lookup(item.channel)
-    try:
-        if channel is None:
-            raise DeliveryFailed(f"channel {item.channel!r} does not exist", retryable=False)
-        recipients = (item.recipient,) if item.recipient else ()
-        deliver(channel, item.message, recipients=recipients, allow=allow)
-    except DeliveryFailed as failure:
-        return _record_failure(engine, item, failure)
-    with engine.begin() as connection:
-        as_role(connection, "admin")
-        _mark_delivered(connection, item)
-    return "delivered"
+def _batches(claimed: list[Claimed], workers: int) -> list[list[Claimed]]:
+    """The claimed notifications by channel, each channel's split into at most `workers`
+    batches of about equal size; in-app notifications one by one (each is a transaction)."""
+    by_channel: dict[str, list[Claimed]] = {}
+    for item in claimed:
+        by_channel.setdefault(item.channel, []).append(item)
+    batches: list[list[Claimed]] = []
+    for channel, items in by_channel.items():
+        if channel == IN_APP:
+            batches.extend([item] for item in items)
+            continue
+        count = max(1, min(workers, len(items)))
+        batches.extend(items[start::count] for start in range(count))
+    return batches
+
+
+def _deliver_batch(
+    engine: Engine, batch: list[Claimed], lookup: ChannelLookup, allow: Sequence[str]
+) -> list[str]:
+    first = batch[0]
+    if first.channel == IN_APP:
+        return [_deliver_in_app(engine, item) for item in batch]
+    channel = lookup(first.channel)
+    if channel is None:
+        missing = DeliveryFailed(f"channel {first.channel!r} does not exist", retryable=False)
+        return [_record_failure(engine, item, missing) for item in batch]
+    messages = [(item.message, (item.recipient,) if item.recipient else ()) for item in batch]
+    outcomes = []
+    for item, failure in zip(batch, deliver_many(channel, messages, allow=allow), strict=True):
+        if failure is not None:
+            outcomes.append(_record_failure(engine, item, failure))
+            continue
+        with engine.begin() as connection:
+            as_role(connection, "admin")
+            _mark_delivered(connection, item)
+        outcomes.append("delivered")
+    return outcomes
 
 
 def _deliver_in_app(engine: Engine, item: Claimed) -> str:
