@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Chart.js, from the npm package pinned in assets/package-lock.json.
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run test lint bench bench-api assets clean
+.PHONY: run test lint bench bench-api bench-alerting assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP)
 
 bench-api: $(STAMP) $(CHART_JS)
 	$(BIN)/python bench/api_server.py
+
+bench-alerting: $(STAMP)
+	$(BIN)/python bench/alerting.py --work-dir var/bench
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

@@ -30,6 +30,9 @@ IN_APP = "in_app"  # the built-in channel: a user's list in the API and the dash
 MAX_ATTEMPTS = 8
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
+# Deliveries recorded together, in one transaction: a dispatcher killed mid-way sends at most
+# this many of a channel's notifications again (with the same idempotency keys).
+MARK_EVERY = 25
 # How long a dispatcher owns the notifications it claimed; longer than any channel's timeout.
 CLAIM_SECONDS = 180
 SECOND_US = 1_000_000
@@ -207,16 +210,20 @@ def _deliver_batch(
     if channel is None:
         missing = DeliveryFailed(f"channel {first.channel!r} does not exist", retryable=False)
         return [_record_failure(engine, item, missing) for item in batch]
-    messages = [(item.message, (item.recipient,) if item.recipient else ()) for item in batch]
-    outcomes = []
-    for item, failure in zip(batch, deliver_many(channel, messages, allow=allow), strict=True):
-        if failure is not None:
-            outcomes.append(_record_failure(engine, item, failure))
-            continue
-        with engine.begin() as connection:
-            as_role(connection, "admin")
-            _mark_delivered(connection, item)
-        outcomes.append("delivered")
+    outcomes: list[str] = []
+    for start in range(0, len(batch), MARK_EVERY):
+        chunk = batch[start : start + MARK_EVERY]
+        messages = [(item.message, (item.recipient,) if item.recipient else ()) for item in chunk]
+        failures = deliver_many(channel, messages, allow=allow)
+        delivered = [item for item, failure in zip(chunk, failures, strict=True) if not failure]
+        if delivered:
+            with engine.begin() as connection:
+                as_role(connection, "admin")
+                _mark_delivered(connection, delivered)
+        outcomes.extend(
+            "delivered" if failure is None else _record_failure(engine, item, failure)
+            for item, failure in zip(chunk, failures, strict=True)
+        )
     return outcomes
 
 
@@ -240,17 +247,17 @@ def _deliver_in_app(engine: Engine, item: Claimed) -> str:
                     created_at=now_micros(),
                 )
             )
-            _mark_delivered(connection, item)
+            _mark_delivered(connection, [item])
             return "delivered"
     failure = DeliveryFailed(f"no user {item.recipient!r}", retryable=False)
     return _record_failure(engine, item, failure)
 
 
-def _mark_delivered(connection: Connection, item: Claimed) -> None:
+def _mark_delivered(connection: Connection, items: list[Claimed]) -> None:
     n = notifications.c
     connection.execute(
         update(notifications)
-        .where(n.id == item.id, n.status == "queued")
+        .where(n.id.in_([item.id for item in items]), n.status == "queued")
         .values(
             status="delivered",
             attempts=n.attempts + 1,
