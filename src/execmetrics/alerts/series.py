@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import Connection, func, select
 
 from execmetrics.kpi.definitions import KpiDefinition
-from execmetrics.kpi.evaluation import PERIOD_OF, parse_fraction
+from execmetrics.kpi.evaluation import PERIOD_OF, parse_fraction, period_order
 from execmetrics.kpi.service import StoredKpi
 from execmetrics.metrics.periods import label, make_period, parse_label, shift_periods, time_zone
 from execmetrics.store.tables import kpi_evaluations
@@ -91,7 +91,7 @@ def kpi_series(
             )
     series = {}
     for name, kpi in kpis.items():
-        points = sorted(found.get(name, []), key=lambda point: _order(point[0]))
+        points = sorted(found.get(name, []), key=lambda point: period_order(point[0]))
         latest = points[-1] if points else None
         series[name] = KpiSeries(
             definition=kpi.definition,
@@ -103,8 +103,3 @@ def kpi_series(
             tz=tz,
         )
     return series
-
-
-def _order(period: str) -> tuple[int, int]:
-    start = parse_label(period, "period")
-    return (start.year, start.month)

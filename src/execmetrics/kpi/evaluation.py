@@ -263,9 +263,9 @@ def value_history(
     for row in kpi_values(connection, name):
         by_period[row["period"]] = row  # later evaluations of a period replace earlier ones
     rows = []
-    for period in sorted(by_period, key=_period_order):
-        if (first and _period_order(period) < _period_order(first)) or (
-            last and _period_order(period) > _period_order(last)
+    for period in sorted(by_period, key=period_order):
+        if (first and period_order(period) < period_order(first)) or (
+            last and period_order(period) > period_order(last)
         ):
             continue
         row = by_period[period]
@@ -299,7 +299,7 @@ def _verdict(
     }
 
 
-def _period_order(period: str) -> tuple[int, int]:
+def period_order(period: str) -> tuple[int, int]:
     """Periods of one kind in time order: 2025-01 < 2025-02, 2025-Q1 < 2025-Q2."""
     start = parse_label(period, "period")
     return (start.year, start.month)
