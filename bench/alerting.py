@@ -38,11 +38,13 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import pstats
 import random
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -52,14 +54,15 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import yaml
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -70,6 +73,7 @@ import execmetrics.alerts.engine as engine_module
 import execmetrics.alerts.scheduler as scheduler_module
 import execmetrics.kpi.evaluation as evaluation_module
 import execmetrics.metrics.ledger_arrays as ledger_module
+import execmetrics.notify.outbox as outbox_module
 from execmetrics.accounts.roles import Role
 from execmetrics.accounts.service import create_user
 from execmetrics.alerts.conditions import Outcome
@@ -83,7 +87,7 @@ from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.evaluation import evaluate_kpis
 from execmetrics.metrics.cache import DocumentCache
 from execmetrics.metrics.queries import customer_group_values
-from execmetrics.notify.channels import deliver, parse_channel
+from execmetrics.notify.channels import parse_channel
 from execmetrics.notify.email import message_id
 from execmetrics.notify.message import Message
 from execmetrics.notify.outbox import dispatch_due, enqueue
@@ -112,6 +116,8 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "alerting.json"
+P = ParamSpec("P")
+T = TypeVar("T")
 SECRET_KEY = "bench-secret-key-of-sufficient-length-0123456789"
 CONTEXT = AlertContext("https://metrics.example", SECRET_KEY)
 ALLOW = ("127.0.0.1/32",)
@@ -392,10 +398,13 @@ def ingest_demo(
     log(f"{databases.kind}: ingesting the demo company with the CLI")
     child = run_child(["ingest", str(files), "--db", databases.admin_url(name)])
     if databases.kind == "sqlite" and cached is not None:
-        with sqlite3.connect(name) as source, sqlite3.connect(cached) as target:
+        partial = cached.with_suffix(".partial")  # a run stopped while copying leaves no cache
+        partial.unlink(missing_ok=True)
+        with sqlite3.connect(name) as source, sqlite3.connect(partial) as target:
             source.backup(target)
         source.close()
         target.close()
+        partial.replace(cached)
     return name, child.as_dict()
 
 
@@ -957,6 +966,8 @@ def one_cycle(scheduler: Scheduler, now: int) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "split": TIMERS.snapshot(),
+        # Others' work on the machine during the cycle shows here: the benchmark uses one core.
+        "load_average_after": os.getloadavg(),
         "rss_before_kb": resident,
         "peak_rss_kb": memory_kb("VmHWM") if reset else None,
         "report": {
@@ -1122,7 +1133,13 @@ def alert_email(key: str, number: int) -> Message:
 
 
 def dispatch_run(
-    engine: Engine, admin: Engine, tls_dir: Path, count: int, run_number: int, timeout: float
+    engine: Engine,
+    admin: Engine,
+    tls_dir: Path,
+    count: int,
+    run_number: int,
+    timeout: float,
+    profile: bool = False,
 ) -> dict[str, Any]:
     keys = [f"bench:dispatch:{run_number}:{number}" for number in range(1, count + 1)]
     with smtp_process(tls_dir) as server:
@@ -1140,28 +1157,12 @@ def dispatch_run(
             queued = sum(enqueue(connection, message, EMAIL_CHANNEL) for message in messages)
         queue_seconds = time.perf_counter() - started
         lookup = {EMAIL_CHANNEL: channel}.get
-        delivered = retrying = dead = 0
-        calls: list[dict[str, Any]] = []
         server_cpu = server.cpu_seconds()
         our_cpu = time.process_time()
+        profiling = profiled_dispatcher() if profile else nullcontext(None)
         started = time.perf_counter()
-        while delivered + dead < count and time.perf_counter() - started < timeout:
-            call_started = time.perf_counter()
-            report = dispatch_due(engine, lookup, ALLOW, limit=count)
-            calls.append(
-                {
-                    "seconds": time.perf_counter() - call_started,
-                    "delivered": report.delivered,
-                    "retrying": report.retrying,
-                    "dead": report.dead,
-                    "errors": report.errors[:5],
-                }
-            )
-            delivered += report.delivered
-            retrying += report.retrying
-            dead += report.dead
-            if not (report.delivered or report.retrying or report.dead):
-                time.sleep(0.2)  # what is left waits for its retry
+        with profiling as profiler:
+            delivered, retrying, dead, calls = deliver_all(engine, lookup, count, timeout)
         seconds = time.perf_counter() - started
         our_cpu = time.process_time() - our_cpu
         server_cpu = server.cpu_seconds() - server_cpu
@@ -1186,10 +1187,15 @@ def dispatch_run(
             f"the SMTP server received {len(received)} messages, {len(set(received))} distinct "
             f"Message-IDs, {len(set(received) & expected)} of the {count} expected"
         )
+    listings = {}
+    if profiler is not None:
+        what = f"{count:,} emails dispatched (all threads; times add up across threads)"
+        listings = profile_listings([profiler, *ProfilingPool.profiles], what)
     return {
         "queue_seconds": queue_seconds,
         "seconds": seconds,
         "per_second": delivered / seconds if seconds else None,
+        "profile": listings,
         "delivered": delivered,
         "retrying": retrying,
         "dead": dead,
@@ -1204,33 +1210,81 @@ def dispatch_run(
     }
 
 
-def profile_delivery(tls_dir: Path, count: int) -> dict[str, Any]:
-    """`count` emails sent one after another with `deliver`, as each dispatcher worker sends
-    one, under cProfile: where one email's time goes."""
-    with smtp_process(tls_dir) as server:
-        channel = parse_channel(
-            {
-                "kind": "email", "host": "127.0.0.1", "port": server.port,
-                "username": server.username, "password": server.password, "sender": SENDER,
-                "to": [TEAM_ADDRESS], "ca_file": str(tls_dir / "ca.pem"),
-            }
-        )  # fmt: skip
-        messages = [alert_email(f"bench:profile:{n}", n) for n in range(1, count + 1)]
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
-        for message in messages:
-            deliver(channel, message, recipients=(), allow=ALLOW)
+class ProfilingPool(ThreadPoolExecutor):
+    """A thread pool whose every task runs under a cProfile profiler of its own thread (a
+    profiler sees only the thread that enabled it)."""
+
+    profiles: ClassVar[list[cProfile.Profile]] = []
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        def profiled(*inner_args: P.args, **inner_kwargs: P.kwargs) -> T:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            try:
+                return fn(*inner_args, **inner_kwargs)
+            finally:
+                profiler.disable()
+                ProfilingPool.profiles.append(profiler)
+
+        return super().submit(profiled, *args, **kwargs)
+
+
+@contextmanager
+def profiled_dispatcher() -> Iterator[cProfile.Profile]:
+    """The dispatcher's own thread under the profiler given, and the threads of its pool
+    under theirs (outbox.py's ThreadPoolExecutor replaced for the while)."""
+    ProfilingPool.profiles = []
+    name = "ThreadPoolExecutor"  # what dispatch_due makes its pool with
+    original = getattr(outbox_module, name)
+    setattr(outbox_module, name, ProfilingPool)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield profiler
+    finally:
         profiler.disable()
-        seconds = time.perf_counter() - started
-        received = len(server.message_ids())
+        setattr(outbox_module, name, original)
+
+
+def deliver_all(
+    engine: Engine, lookup: Callable[[str], Any], count: int, timeout: float
+) -> tuple[int, int, int, list[dict[str, Any]]]:
+    """`dispatch_due` until `count` notifications are delivered or dead: delivered,
+    retrying (attempts that failed and were retried), dead, and each call's figures."""
+    delivered = retrying = dead = 0
+    calls: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    while delivered + dead < count and time.perf_counter() - started < timeout:
+        call_started = time.perf_counter()
+        report = dispatch_due(engine, lookup, ALLOW, limit=count)
+        calls.append(
+            {
+                "seconds": time.perf_counter() - call_started,
+                "delivered": report.delivered,
+                "retrying": report.retrying,
+                "dead": report.dead,
+                "errors": report.errors[:5],
+            }
+        )
+        delivered += report.delivered
+        retrying += report.retrying
+        dead += report.dead
+        if not (report.delivered or report.retrying or report.dead):
+            time.sleep(0.2)  # what is left waits for its retry
+    return delivered, retrying, dead, calls
+
+
+def profile_listings(profilers: Sequence[cProfile.Profile], what: str) -> dict[str, str]:
     listings = {}
-    for order, lines in (("cumulative", 30), ("tottime", 15)):
+    for order, lines in (("cumulative", 40), ("tottime", 25)):
         buffer = io.StringIO()
-        pstats.Stats(profiler, stream=buffer).strip_dirs().sort_stats(order).print_stats(lines)
+        stats = pstats.Stats(profilers[0], stream=buffer)
+        for other in profilers[1:]:
+            stats.add(other)
+        stats.strip_dirs().sort_stats(order).print_stats(lines)
         listings[order] = buffer.getvalue()
-        log(f"{count} emails sent one by one under cProfile, by {order}:\n{buffer.getvalue()}")
-    return {"emails": count, "received": received, "seconds_under_profiler": seconds, **listings}
+        log(f"{what} under cProfile, by {order}:\n{buffer.getvalue()}")
+    return listings
 
 
 def bench_dispatch(databases: Databases, context: RunContext) -> dict[str, Any]:
@@ -1255,12 +1309,26 @@ def bench_dispatch(databases: Databases, context: RunContext) -> dict[str, Any]:
                 f"{figures['distinct_message_ids']:,} distinct Message-IDs"
             )
             runs.append(figures)
+        profile: dict[str, Any] = {}
+        if context.arguments.profile:
+            log(f"{databases.kind}: dispatching {context.notifications:,} more, under cProfile")
+            profiled = dispatch_run(
+                engine,
+                admin,
+                context.work_dir / "tls",
+                context.notifications,
+                context.repeat + 1,
+                context.dispatch_timeout,
+                profile=True,
+            )
+            profile = {"seconds_under_profiler": profiled["seconds"], **profiled["profile"]}
     finally:
         engine.dispose()
         admin.dispose()
         databases.drop(name)
     return {
         "runs": runs,
+        "profile": profile,
         "seconds": summary([run["seconds"] for run in runs]),
         "per_second": summary([run["per_second"] or 0.0 for run in runs]),
         "queue_seconds": summary([run["queue_seconds"] for run in runs]),
@@ -1378,8 +1446,6 @@ def bench_database(databases: Databases, context: RunContext) -> dict[str, Any]:
         databases.drop(data)
     if "dispatch" in context.arguments.parts:
         result["dispatch"] = bench_dispatch(databases, context)
-        if context.arguments.profile:
-            result["dispatch"]["profile"] = profile_delivery(context.work_dir / "tls", 50)
     for problem in all_checks(result):
         log(f"{kind}: CHECK FAILED: {problem}")
     return result
@@ -1634,6 +1700,8 @@ def reproduce_command(arguments: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    # Stopped with SIGTERM, the run still drops its PostgreSQL databases and removes its files.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     keep = arguments.work_dir is not None
     work_dir = (
         arguments.work_dir
