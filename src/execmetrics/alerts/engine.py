@@ -20,7 +20,7 @@ from sqlalchemy import Connection, insert, select, update
 from execmetrics.alerts import conditions as check
 from execmetrics.alerts.escalation import escalation_steps
 from execmetrics.alerts.messages import AlertContext, alert_message
-from execmetrics.alerts.recipients import Delivery, channel_sends_resolved, deliveries
+from execmetrics.alerts.recipients import Delivery, deliveries, sends_resolved
 from execmetrics.alerts.rules import AlertRule
 from execmetrics.alerts.series import KpiSeries, kpi_series
 from execmetrics.alerts.service import (
@@ -370,9 +370,9 @@ def _reached(connection: Connection, instance_id: int, episode: int) -> list[Del
         .where(n.event.in_(("firing", "escalated")))
         .distinct()
     )
+    resolved = sends_resolved(connection)
     return [
-        Delivery(row.channel, row.recipient, None, channel_sends_resolved(connection, row.channel))
-        for row in rows
+        Delivery(row.channel, row.recipient, None, resolved.get(row.channel, True)) for row in rows
     ]
 
 

@@ -40,7 +40,7 @@ def deliveries(
     preferences = (
         all_preferences(connection) if any(r.startswith("user:") for r in recipients) else {}
     )
-    resolved = _sends_resolved(connection)
+    resolved = sends_resolved(connection)
     found: list[Delivery] = []
     for recipient in recipients:
         kind, _, target = recipient.partition(":")
@@ -74,12 +74,10 @@ def _user_deliveries(
     return found
 
 
-def _sends_resolved(connection: Connection) -> dict[str, bool]:
-    return {
+def sends_resolved(connection: Connection) -> dict[str, bool]:
+    """Whether each channel also tells of resolutions (in-app always does)."""
+    found = {
         name: bool(stored.definition.get("send_resolved", True))
         for name, stored in versions.latest(connection, channel_versions).items()
     }
-
-
-def channel_sends_resolved(connection: Connection, channel: str) -> bool:
-    return channel == IN_APP or _sends_resolved(connection).get(channel, True)
+    return found | {IN_APP: True}
