@@ -109,6 +109,12 @@ class DocumentCache:
                 found = self._get(key)
                 if found is not None:
                     return found
+            # The claim is ours; its last holder may have stored the document just before
+            # letting go of it, between our last look and our taking it.
+            found = self._get(key)
+            if found is not None:
+                self._release_claim(key)
+                return found
         except redis.RedisError as error:
             log.warning("document cache unavailable: %s", error)
         return None
