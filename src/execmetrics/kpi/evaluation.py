@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import Direction, KpiDefinition, Period, check_references
-from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.service import current_kpi, current_kpis
 from execmetrics.kpi.targets import goal_for, met, period_interval
 from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import (
@@ -256,7 +256,7 @@ def value_history(
     """The KPI's latest stored value for each period from `first` to `last` (period labels,
     inclusive), with the value of the period before, of the same period a year before, and
     the goal its targets set for the period."""
-    stored = current_kpis(connection).get(name)
+    stored = current_kpi(connection, name)
     if stored is None:
         raise KeyError(name)
     by_period: dict[str, dict[str, Any]] = {}

@@ -15,7 +15,9 @@ from execmetrics.store import versions
 from execmetrics.store.tables import kpi_versions
 from execmetrics.store.versions import Diff, FieldChange
 
-__all__ = ["Diff", "FieldChange", "StoredKpi", "apply_kpis", "current_kpis", "kpi_history"]
+__all__ = [
+    "Diff", "FieldChange", "StoredKpi", "apply_kpis", "current_kpi", "current_kpis", "kpi_history",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ def current_kpis(connection: Connection) -> dict[str, StoredKpi]:
         name: StoredKpi(stored.version, KpiDefinition.model_validate(stored.definition))
         for name, stored in versions.latest(connection, kpi_versions).items()
     }
+
+
+def current_kpi(connection: Connection, name: str) -> StoredKpi | None:
+    """One KPI's latest version, without reading every other definition."""
+    stored = versions.latest(connection, kpi_versions, name).get(name)
+    return (
+        None
+        if stored is None
+        else StoredKpi(stored.version, KpiDefinition.model_validate(stored.definition))
+    )
 
 
 def kpi_history(connection: Connection, name: str) -> list[dict[str, Any]]:

@@ -45,10 +45,13 @@ class Diff:
         return not (self.created or self.changed or self.removed)
 
 
-def latest(connection: Connection, table: Table) -> dict[str, Stored]:
-    """Each name's latest version, unless that version removed it."""
+def latest(connection: Connection, table: Table, name: str | None = None) -> dict[str, Stored]:
+    """Each name's latest version (or only `name`'s), unless that version removed it."""
     t = table.c
-    newest = select(t.name, func.max(t.version).label("version")).group_by(t.name).subquery()
+    query = select(t.name, func.max(t.version).label("version")).group_by(t.name)
+    if name is not None:
+        query = query.where(t.name == name)
+    newest = query.subquery()
     rows = connection.execute(
         select(t.name, t.version, t.definition)
         .join(newest, (newest.c.name == t.name) & (newest.c.version == t.version))
