@@ -33,19 +33,23 @@ AGGREGATE_TABLES = ("mrr_movements", "marketing_spend", "fx_rates")
 OTHER_TABLES = ("settings", "ingestions", "users", "api_tokens", "web_sessions", "alembic_version")
 
 
-def _create_role(name: str, options: str) -> None:
-    # Roles belong to the whole server: several databases may share them.
-    op.execute(
+def create_role_statement(name: str, options: str) -> str:
+    """Create the role unless it exists. Roles belong to the whole server: several databases
+    may share them, and two databases migrated at once both find the role missing; the one
+    that loses the race to create it fails with unique_violation (duplicate_object once the
+    other has committed), which leaves the role as wanted."""
+    return (
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') "
-        f"THEN CREATE ROLE {name} {options}; END IF; END $$"
+        f"THEN CREATE ROLE {name} {options}; END IF; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
     )
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    _create_role(OWNER, "NOLOGIN")
-    _create_role(APP, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+    op.execute(create_role_statement(OWNER, "NOLOGIN"))
+    op.execute(create_role_statement(APP, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP}")
     for table in (*CUSTOMER_TABLES, *AGGREGATE_TABLES, *OTHER_TABLES, "audit_log"):
         op.execute(f"ALTER TABLE {table} OWNER TO {OWNER}")
