@@ -3,6 +3,7 @@ queued with the change, silences, escalation, acknowledgement, and the scheduler
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -314,3 +315,56 @@ def test_a_condition_that_cannot_be_evaluated_puts_the_alert_in_error(
     assert (found["health"], found["phase"]) == ("error", "normal")
     assert "evaluation failed: the detector failed" in found["summary"]
     assert queued(engine) == []  # keep_last: an error alone notifies no one
+
+
+MANY_RULES = """\
+channels:
+  - name: hook
+    kind: webhook
+    url: https://hooks.example/alerts
+    secret: "0123456789abcdef0123"
+rules:
+  - {name: floor-a, kpi: mrr, condition: {kind: threshold, below: "200000"}, notify: [channel:hook]}
+  - {name: floor-b, kpi: mrr, condition: {kind: threshold, below: "150000"}, notify: [channel:hook]}
+  - {name: ceiling, kpi: mrr, condition: {kind: threshold, above: "250000"}, notify: [channel:hook]}
+  - {name: calm, kpi: mrr, condition: {kind: threshold, below: "1000"}, notify: [channel:hook]}
+"""
+
+
+def test_a_cycle_of_many_changes_keeps_each_notification_and_transition_with_its_alert(
+    engine: Engine,
+) -> None:
+    configure(engine, MANY_RULES)
+    ingest(engine, events=[start("e1", "c1", "s1", "2024-01-10T00:00:00Z", 100_000)])
+    evaluate_kpis_on(engine, date(2024, 3, 15))
+    now = now_micros()
+    assert cycle(engine, now).fired == 2  # both floors; four new alerts written at once
+    ingest(engine, events=[start("e2", "c2", "s2", "2024-03-01T00:00:00Z", 200_000)])
+    evaluate_kpis_on(engine, date(2024, 3, 15))
+    report = cycle(engine, now + MINUTE)  # both floors resolve, the ceiling fires
+    assert (report.fired, report.resolved) == (1, 2)
+    with engine.connect() as connection:
+        rule_of = {found["id"]: found["rule"] for found in list_instances(connection)}
+        sent = connection.execute(
+            select(notifications.c.instance_id, notifications.c.event, notifications.c.message)
+        ).all()
+        moves = connection.execute(
+            select(alert_transitions.c.instance_id, alert_transitions.c.event)
+        ).all()
+    assert sorted(rule_of.values()) == ["calm", "ceiling", "floor-a", "floor-b"]
+    assert sorted((rule_of[row.instance_id], row.event) for row in sent) == [
+        ("ceiling", "firing"),
+        ("floor-a", "firing"),
+        ("floor-a", "resolved"),
+        ("floor-b", "firing"),
+        ("floor-b", "resolved"),
+    ]
+    for row in sent:  # the message names the alert it was queued for
+        assert rule_of[row.instance_id] in json.dumps(row.message)
+    assert sorted((rule_of[row.instance_id], row.event) for row in moves) == [
+        ("ceiling", "firing"),
+        ("floor-a", "firing"),
+        ("floor-a", "resolved"),
+        ("floor-b", "firing"),
+        ("floor-b", "resolved"),
+    ]

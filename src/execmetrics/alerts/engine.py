@@ -9,21 +9,23 @@ nothing unless a pending or keep-firing period has run out meanwhile.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from execmetrics.alerts import conditions as check
-from execmetrics.alerts.escalation import escalation_steps
+from execmetrics.alerts.escalation import EscalationPolicy, escalation_steps
 from execmetrics.alerts.messages import AlertContext, alert_message
-from execmetrics.alerts.recipients import Delivery, deliveries, sends_resolved
+from execmetrics.alerts.recipients import AddressBook, Delivery, address_book, deliveries
 from execmetrics.alerts.rules import AlertRule
 from execmetrics.alerts.series import KpiSeries, kpi_series
 from execmetrics.alerts.service import (
+    StoredPolicy,
     StoredRule,
     current_policies,
     current_rules,
@@ -34,7 +36,7 @@ from execmetrics.alerts.service import (
 )
 from execmetrics.alerts.state import Event, Instance, Observation, State, advance, next_deadline
 from execmetrics.kpi.evaluation import fraction_text
-from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.service import StoredKpi, current_kpis
 from execmetrics.kpi.targets import goal_for
 from execmetrics.notify.outbox import enqueue
 from execmetrics.render import format_kpi_value
@@ -75,23 +77,39 @@ class CycleReport:
 
 
 def evaluate_rules(
-    connection: Connection, context: AlertContext, now: int | None = None
+    connection: Connection,
+    context: AlertContext,
+    now: int | None = None,
+    kpis: dict[str, StoredKpi] | None = None,
 ) -> CycleReport:
-    """Evaluate every current rule once, in the caller's transaction."""
+    """Evaluate every current rule once, in the caller's transaction; `kpis` are the current
+    KPIs when the caller has read them already."""
     now = now_micros() if now is None else now
     report = CycleReport()
-    kpis = current_kpis(connection)
+    kpis = current_kpis(connection) if kpis is None else kpis
+    rules = current_rules(connection)
+    book = address_book(connection)
     series = kpi_series(connection, kpis)
     currency = reporting_currency(connection)
     silences = list_silences(connection, active_at=now)
     existing = {
         (row.rule, row.labels_key): row for row in connection.execute(select(alert_instances))
     }
-    for name, stored in sorted(current_rules(connection).items()):
+    changes: list[Change] = []
+    for name, stored in sorted(rules.items()):
         for judgement in judge_rule(stored.rule, series, currency, existing, name):
             row = existing.get((name, labels_key(judgement.labels)))
-            _apply(connection, context, stored, judgement, row, silences, now, report)
-    report.queued += _escalate(connection, context, now)
+            change = _judge(stored, judgement, row, now, report)
+            if change is not None:
+                changes.append(change)
+    instance_ids = _save(connection, changes, now)
+    for change, instance_id in zip(changes, instance_ids, strict=True):
+        if change.event is not None:
+            silenced = is_silenced(silences, change.stored.rule.name, change.judgement.labels)
+            report.queued += _notify_change(
+                connection, context, book, change, instance_id, silenced is not None
+            )
+    report.queued += _escalate(connection, context, rules, book, now)
     return report
 
 
@@ -195,21 +213,27 @@ def _instance(row: Any) -> Instance:
     )
 
 
-def _apply(
-    connection: Connection,
-    context: AlertContext,
-    stored: StoredRule,
-    judgement: Judgement,
-    row: Any,
-    silences: list[dict[str, Any]],
-    now: int,
-    report: CycleReport,
-) -> None:
-    rule = stored.rule
+@dataclass(frozen=True)
+class Change:
+    """An instance judged afresh: its state before and after, and the event, if any."""
+
+    stored: StoredRule
+    judgement: Judgement
+    outcome: check.Outcome | None
+    row: Any  # the stored instance; None for a new one
+    before: Instance
+    after: Instance
+    event: Event | None
+
+
+def _judge(
+    stored: StoredRule, judgement: Judgement, row: Any, now: int, report: CycleReport
+) -> Change | None:
+    """Advance one instance; None when its inputs are those it was last judged on."""
     before = _instance(row)
     if row is not None and _same_inputs(row, stored, judgement, before, now):
         report.unchanged += 1
-        return
+        return None
     report.evaluated += 1
     if (
         row is not None
@@ -218,16 +242,10 @@ def _apply(
     ):
         before = Instance(episode=before.episode)  # a new period's target: judged afresh
     observation, outcome = judgement.run()
-    after, event = advance(before, observation, now, rule.timing)
-    instance_id = _save(connection, stored, judgement, outcome, row, before, after, event, now)
-    if event is None:
-        return
+    after, event = advance(before, observation, now, stored.rule.timing)
     report.fired += event is Event.FIRING
     report.resolved += event is Event.RESOLVED
-    silenced = is_silenced(silences, rule.name, judgement.labels) is not None
-    report.queued += _notify_event(
-        connection, context, rule, instance_id, after, event, judgement.labels, outcome, silenced
-    )
+    return Change(stored, judgement, outcome, row, before, after, event)
 
 
 def _same_inputs(
@@ -241,19 +259,41 @@ def _same_inputs(
     return deadline is None or now < deadline
 
 
-def _save(
-    connection: Connection,
-    stored: StoredRule,
-    judgement: Judgement,
-    outcome: check.Outcome | None,
-    row: Any,
-    before: Instance,
-    after: Instance,
-    event: Event | None,
-    now: int,
-) -> int:
-    observed = None if outcome is None else outcome.observed
-    summary = "no value to judge" if outcome is None else outcome.summary
+def _save(connection: Connection, changes: list[Change], now: int) -> list[int]:
+    """Write every changed instance and its transition in a few statements (one per kind of
+    row, each with many parameter sets), not one per instance: the instances' ids, in order."""
+    policies = current_policies(connection) if changes else {}
+    values = [_instance_values(change, policies, now) for change in changes]
+    new = [index for index, change in enumerate(changes) if change.row is None]
+    ids = [0 if change.row is None else int(change.row.id) for change in changes]
+    if new:
+        inserted = connection.execute(
+            insert(alert_instances).returning(alert_instances.c.id, sort_by_parameter_order=True),
+            [values[index] for index in new],
+        )
+        for index, instance_id in zip(new, inserted.scalars(), strict=True):
+            ids[index] = int(instance_id)
+    updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    for index, change in enumerate(changes):
+        if change.row is not None:
+            updates[frozenset(values[index])].append(values[index] | {"instance": ids[index]})
+    for rows in updates.values():
+        statement = update(alert_instances).where(alert_instances.c.id == bindparam("instance"))
+        connection.execute(statement, rows)
+    transitions = [
+        _transition(change, instance_id, now)
+        for change, instance_id in zip(changes, ids, strict=True)
+        if change.before.state != change.after.state or change.event is not None
+    ]
+    if transitions:
+        connection.execute(insert(alert_transitions), transitions)
+    return ids
+
+
+def _instance_values(change: Change, policies: dict[str, StoredPolicy], now: int) -> dict[str, Any]:
+    """The instance's row as it is after the change; a new instance's has every column."""
+    stored, judgement, after = change.stored, change.judgement, change.after
+    outcome = change.outcome
     values: dict[str, Any] = {
         "rule": stored.rule.name,
         "labels_key": labels_key(judgement.labels),
@@ -265,49 +305,44 @@ def _save(
         "since": after.since,
         "firing_since": after.firing_since,
         "episode": after.episode,
-        "value": _text(observed),
-        "summary": summary,
+        "value": _text(None if outcome is None else outcome.observed),
+        "summary": _summary(outcome),
         "period": judgement.period,
         "data_version": judgement.data_version,
         "evaluated_at": now,
     }
-    if event is Event.FIRING:
+    if change.event is Event.FIRING:
         # The alert keeps the policy version it fired with until it resolves.
         values |= {"acknowledgements": [], "acknowledged_by": None}
-        values |= _policy_at_firing(connection, stored.rule)
-    elif row is None:
-        values |= {"acknowledgements": [], "policy": None, "policy_version": None}
-    if row is None:
-        instance_id = int(
-            connection.execute(
-                insert(alert_instances).values(values).returning(alert_instances.c.id)
-            ).scalar_one()
-        )
-    else:
-        instance_id = int(row.id)
-        connection.execute(
-            update(alert_instances).where(alert_instances.c.id == instance_id).values(values)
-        )
-    if before.state != after.state or event is not None:
-        connection.execute(
-            insert(alert_transitions).values(
-                instance_id=instance_id,
-                at=now,
-                from_state=before.state.value,
-                to_state=after.state.value,
-                event=event.value if event else None,
-                episode=after.episode,
-                value=_text(observed),
-                summary=summary,
-            )
-        )
-    return instance_id
+        values |= _policy_at_firing(stored.rule, policies)
+    elif change.row is None:
+        values |= {"acknowledgements": [], "acknowledged_by": None}
+        values |= {"policy": None, "policy_version": None}
+    return values
 
 
-def _policy_at_firing(connection: Connection, rule: AlertRule) -> dict[str, Any]:
+def _transition(change: Change, instance_id: int, now: int) -> dict[str, Any]:
+    outcome = change.outcome
+    return {
+        "instance_id": instance_id,
+        "at": now,
+        "from_state": change.before.state.value,
+        "to_state": change.after.state.value,
+        "event": change.event.value if change.event else None,
+        "episode": change.after.episode,
+        "value": _text(None if outcome is None else outcome.observed),
+        "summary": _summary(outcome),
+    }
+
+
+def _summary(outcome: check.Outcome | None) -> str:
+    return "no value to judge" if outcome is None else outcome.summary
+
+
+def _policy_at_firing(rule: AlertRule, policies: dict[str, StoredPolicy]) -> dict[str, Any]:
     if rule.policy is None:
         return {"policy": None, "policy_version": None}
-    stored = current_policies(connection).get(rule.policy)
+    stored = policies.get(rule.policy)
     return {"policy": rule.policy, "policy_version": stored.version if stored else None}
 
 
@@ -319,28 +354,27 @@ def _text(value: Fraction | float | None) -> str | None:
     return repr(value)
 
 
-def _notify_event(
+def _notify_change(
     connection: Connection,
     context: AlertContext,
-    rule: AlertRule,
+    book: AddressBook,
+    change: Change,
     instance_id: int,
-    instance: Instance,
-    event: Event,
-    labels: dict[str, str],
-    outcome: check.Outcome | None,
     silenced: bool,
 ) -> int:
     """Queue the notifications of a firing or a resolution: the rule's own recipients, and on
     resolution everyone the episode's escalation reached."""
-    targets = deliveries(connection, rule.notify, severity=rule.severity.value)
+    rule, instance, event = change.stored.rule, change.after, change.event
+    assert event is not None
+    targets = deliveries(book, rule.notify, severity=rule.severity.value)
     if event is Event.RESOLVED:
-        targets = _merge(targets, _reached(connection, instance_id, instance.episode))
+        targets = _merge(targets, _reached(connection, book, instance_id, instance.episode))
     queued = 0
     for target in targets:
         if event is Event.RESOLVED and not target.send_resolved:
             continue
         message = alert_message(
-            context, rule, instance_id, instance, event, labels, outcome,
+            context, rule, instance_id, instance, event, change.judgement.labels, change.outcome,
             key=f"alert:{instance_id}:{instance.episode}:{event.value}:{target.key}",
         )  # fmt: skip
         queued += enqueue(
@@ -360,7 +394,9 @@ def _merge(first: list[Delivery], second: list[Delivery]) -> list[Delivery]:
     return first + [target for target in second if target.key not in seen]
 
 
-def _reached(connection: Connection, instance_id: int, episode: int) -> list[Delivery]:
+def _reached(
+    connection: Connection, book: AddressBook, instance_id: int, episode: int
+) -> list[Delivery]:
     """Who was told of the episode's firing or escalation, to be told of its resolution."""
     n = notifications.c
     prefix = f"alert:{instance_id}:{episode}:"
@@ -370,13 +406,19 @@ def _reached(connection: Connection, instance_id: int, episode: int) -> list[Del
         .where(n.event.in_(("firing", "escalated")))
         .distinct()
     )
-    resolved = sends_resolved(connection)
     return [
-        Delivery(row.channel, row.recipient, None, resolved.get(row.channel, True)) for row in rows
+        Delivery(row.channel, row.recipient, None, book.resolved.get(row.channel, True))
+        for row in rows
     ]
 
 
-def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
+def _escalate(
+    connection: Connection,
+    context: AlertContext,
+    rules: dict[str, StoredRule],
+    book: AddressBook,
+    now: int,
+) -> int:
     """Queue every escalation step that has come due for an unacknowledged firing alert and
     has not been queued before."""
     a = alert_instances.c
@@ -387,11 +429,14 @@ def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
     ).all()
     if not rows:
         return 0
-    rules = current_rules(connection)
     queued_keys = _escalations_queued(connection, [row.id for row in rows])
+    policies: dict[tuple[str, int], EscalationPolicy | None] = {}
     queued = 0
     for row in rows:
-        policy = policy_version(connection, row.policy, row.policy_version or 0)
+        key = (row.policy, row.policy_version or 0)
+        if key not in policies:
+            policies[key] = policy_version(connection, *key)
+        policy = policies[key]
         stored = rules.get(row.rule)
         if policy is None or stored is None or row.firing_since is None:
             continue
@@ -408,8 +453,8 @@ def _escalate(connection: Connection, context: AlertContext, now: int) -> int:
             if any(key.startswith(prefix) for key in queued_keys.get(row.id, ())):
                 continue  # queued in an earlier round
             targets = deliveries(
-                connection, [step.recipient], severity=row.severity, at=to_micros(step.due_at),
-            )  # fmt: skip
+                book, [step.recipient], severity=row.severity, at=to_micros(step.due_at)
+            )
             for target in targets:
                 message = alert_message(
                     context, stored.rule, row.id, instance, Event.FIRING, row.labels, None,

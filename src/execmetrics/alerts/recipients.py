@@ -28,8 +28,21 @@ class Delivery:
         return f"{self.channel}:{self.recipient}"
 
 
+@dataclass(frozen=True)
+class AddressBook:
+    """What deciding deliveries reads: every user's preferences, and whether each channel
+    tells of resolutions. Read once for an evaluation cycle, whatever it sends."""
+
+    preferences: dict[str, Preferences]
+    resolved: dict[str, bool]
+
+
+def address_book(connection: Connection) -> AddressBook:
+    return AddressBook(all_preferences(connection), sends_resolved(connection))
+
+
 def deliveries(
-    connection: Connection,
+    book: AddressBook,
     recipients: Sequence[str],
     *,
     severity: str,
@@ -37,18 +50,14 @@ def deliveries(
 ) -> list[Delivery]:
     """The deliveries for `recipients` of a notification due at `at` (now by default)."""
     at = now_micros() if at is None else at
-    preferences = (
-        all_preferences(connection) if any(r.startswith("user:") for r in recipients) else {}
-    )
-    resolved = sends_resolved(connection)
     found: list[Delivery] = []
     for recipient in recipients:
         kind, _, target = recipient.partition(":")
         if kind == "channel":
-            found.append(Delivery(target, "", None, resolved.get(target, True)))
+            found.append(Delivery(target, "", None, book.resolved.get(target, True)))
             continue
-        prefs = preferences.get(target.lower(), Preferences())
-        found.extend(_user_deliveries(target, prefs, severity, at, resolved))
+        prefs = book.preferences.get(target.lower(), Preferences())
+        found.extend(_user_deliveries(target, prefs, severity, at, book.resolved))
     unique = {delivery.key: delivery for delivery in found}
     return list(unique.values())
 

@@ -28,7 +28,7 @@ from execmetrics.alerts.messages import AlertContext
 from execmetrics.config import Settings
 from execmetrics.kpi.benchmarks import load_bands
 from execmetrics.kpi.evaluation import record_evaluations
-from execmetrics.kpi.service import current_kpis
+from execmetrics.kpi.service import StoredKpi, current_kpis
 from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import time_zone
 from execmetrics.notify.channels import Channel
@@ -89,27 +89,29 @@ class Scheduler:
         with self.engine.begin() as connection:
             as_role(connection, "admin")
             version = data_version(connection)
-            if self._kpis_due(connection, version, now):
+            kpis = current_kpis(connection)  # read once for the whole cycle
+            if self._kpis_due(kpis, version, now):
                 today = from_micros(now).astimezone(time_zone(self.config.time_zone)).date()
                 ledger = self.ledger(connection, version) if self.ledger else None
                 record_evaluations(
-                    connection, today, self.config.time_zone, ledger, HISTORY_PERIODS
+                    connection, today, self.config.time_zone, ledger, HISTORY_PERIODS, kpis
                 )
                 self.last_evaluated, self.last_version = now, version
-            report = evaluate_rules(connection, self.config.context, now)
+            report = evaluate_rules(connection, self.config.context, now, kpis)
             bands = load_bands(self.config.benchmarks_file)
             report.queued += queue_due_digests(connection, self.config.context, now, bands=bands)
         return report
 
-    def _kpis_due(self, connection: Connection, version: str, now: int) -> bool:
+    def _kpis_due(self, kpis: dict[str, StoredKpi], version: str, now: int) -> bool:
         """After an ingestion (a new data version), and when a KPI's schedule says so."""
         if self.last_evaluated is None or version != self.last_version:
             return True
         since = from_micros(self.last_evaluated)
-        for kpi in current_kpis(connection).values():
-            if _next_run(kpi.definition.schedule, since, self.config.time_zone) <= from_micros(now):
-                return True
-        return False
+        schedules = {kpi.definition.schedule for kpi in kpis.values()}  # most KPIs share one
+        return any(
+            _next_run(schedule, since, self.config.time_zone) <= from_micros(now)
+            for schedule in schedules
+        )
 
     def dispatch(self) -> DispatchReport:
         sealer = Sealer.from_secret(self.config.context.secret_key)

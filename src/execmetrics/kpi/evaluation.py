@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import Direction, KpiDefinition, Period, check_references
-from execmetrics.kpi.service import current_kpi, current_kpis
+from execmetrics.kpi.service import StoredKpi, current_kpi, current_kpis
 from execmetrics.kpi.targets import goal_for, met, period_interval
 from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import (
@@ -155,13 +155,15 @@ def record_evaluations(
     tz: str = "UTC",
     ledger: LedgerArrays | None = None,
     periods: int = 1,
+    kpis: dict[str, StoredKpi] | None = None,
 ) -> list[Evaluation]:
     """Evaluate every current KPI for its current period (and with `periods` > 1 the
     periods before it too) and store each value not yet stored for its KPI version, period
     and data version: evaluating again at the same data version adds nothing. A value of an
     earlier period is stored only when it differs from the one stored last for that period
-    (late data can change it), so the history grows with changes, not with evaluations."""
-    stored = current_kpis(connection)
+    (late data can change it), so the history grows with changes, not with evaluations.
+    `kpis` are the current KPIs when the caller has read them already."""
+    stored = current_kpis(connection) if kpis is None else kpis
     version = data_version(connection)
     history = evaluate_kpi_history(
         connection, [kpi.definition for kpi in stored.values()], today, tz, ledger, periods

@@ -20,7 +20,11 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import BigInteger, Connection, case, func, literal, select
 
-from execmetrics.metrics.queries import customer_group_values
+from execmetrics.metrics.queries import (
+    CUSTOMER_BREAKDOWNS,
+    column_breakdown_values,
+    customer_group_values,
+)
 from execmetrics.store.bulk import fetch_tuples
 from execmetrics.store.tables import mrr_movements
 
@@ -103,7 +107,12 @@ class LedgerArrays:
     def groups(self, connection: Connection, by: str | None) -> Groups:
         if by is None:
             return Groups(np.zeros(len(self), dtype=np.int64), [None])
-        if by not in self._groups:
+        if by in self._groups:
+            return self._groups[by]
+        if by in CUSTOMER_BREAKDOWNS:
+            for name, values in column_breakdown_values(connection).items():
+                self._groups[name] = self._group_codes(values)
+        else:
             self._groups[by] = self._group_codes(customer_group_values(connection, by))
         return self._groups[by]
 

@@ -9,7 +9,7 @@ The movement ledger's period aggregates are computed in memory (metrics/ledger_a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,9 +25,7 @@ from sqlalchemy import (
     union_all,
 )
 
-if TYPE_CHECKING:
-    pass
-
+from execmetrics.store.bulk import fetch_tuples
 from execmetrics.store.tables import (
     customer_ledger,
     customers,
@@ -59,17 +57,23 @@ def slot_of(column: ColumnElement[Any], boundaries: Sequence[int]) -> ColumnElem
     return node(-1, len(boundaries) - 1)
 
 
-def customer_group(by: str | None) -> ColumnElement[Any] | None:
+def _breakdown_columns() -> dict[str, ColumnElement[Any]]:
+    """The column of each customer breakdown but attr.NAME, in CUSTOMER_BREAKDOWNS order."""
     c = customers.c
-    if by is None:
-        return None
-    columns: dict[str, ColumnElement[Any]] = {
+    return {
         "segment": c.segment,
         "country": c.country,
         "source": c.acquisition_source,
         "campaign": c.acquisition_campaign,
         "currency": customer_ledger.c.billing_currency,
     }
+
+
+def customer_group(by: str | None) -> ColumnElement[Any] | None:
+    c = customers.c
+    if by is None:
+        return None
+    columns = _breakdown_columns()
     if by in columns:
         return columns[by]
     if by.startswith("attr.") and len(by) > 5:
@@ -79,6 +83,21 @@ def customer_group(by: str | None) -> ColumnElement[Any] | None:
         f"by: expected one of {', '.join(CUSTOMER_BREAKDOWNS + SUBSCRIPTION_BREAKDOWNS)} "
         f"or attr.NAME, got {by!r}"
     )
+
+
+def column_breakdown_values(connection: Connection) -> dict[str, dict[int, Any]]:
+    """Each customer's value for every breakdown stored in a column (the customer breakdowns
+    but attr.NAME), by customer key, in one scan: the KPIs of one evaluation need most of
+    them, and a scan per breakdown costs as much as the scan of all of them."""
+    columns = _breakdown_columns()
+    query = select(customers.c.id, *columns.values()).select_from(
+        customers.outerjoin(customer_ledger, customer_ledger.c.customer_key == customers.c.id)
+    )
+    rows = fetch_tuples(connection, query)
+    return {
+        name: {row[0]: row[index] for row in rows}
+        for index, name in enumerate(columns, start=1)
+    }
 
 
 def customer_group_values(connection: Connection, by: str) -> dict[int, Any]:
