@@ -197,3 +197,31 @@ def test_earlier_periods_are_stored_again_only_when_their_value_changes(engine: 
     assert set(changed) == {"2024-01", "2024-02"}
     january = next(e for e in first if e.name == "customers" and e.period == "2024-01")
     assert changed["2024-01"].value == january.value + 1  # type: ignore[operator]
+
+
+def test_twelve_month_retention_is_computed_only_where_a_kpi_reads_it(engine: Engine) -> None:
+    ingest(engine, events=steady_churn_events())
+    today = date(2025, 1, 15)
+    with engine.connect() as connection:
+        values = evaluate_kpis(
+            connection,
+            [
+                kpi("nrr", metric="nrr_12m", unit="ratio"),
+                kpi("grr", metric="grr_12m", unit="ratio"),
+                kpi("net_new", metric="net_new_mrr", period="quarter_to_date"),
+            ],
+            today,
+        )
+        december = parse_label("2024-12", "from")
+        [full] = compute_metrics(connection, december, december, exact=True).rows
+        [lean] = compute_metrics(connection, december, december, exact=True, retention=False).rows
+    # 20 customers paid 10000 each at the start of 2024; 13 of them still pay the same.
+    assert values["nrr"].value == full["nrr_12m"] == F(13, 20)
+    assert values["grr"].value == full["grr_12m"] == F(13, 20)
+    [quarter] = exact_row(engine, "2025-Q1", "quarter")
+    assert values["net_new"].value == quarter["net_new_mrr"]
+    # Without retention, only the two retention figures are missing.
+    assert (lean["nrr_12m"], lean["grr_12m"]) == (None, None)
+    assert {k: v for k, v in lean.items() if not k.endswith("_12m")} == {
+        k: v for k, v in full.items() if not k.endswith("_12m")
+    }

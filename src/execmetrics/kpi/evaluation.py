@@ -40,6 +40,10 @@ PERIOD_OF: dict[Period, tuple[str, int]] = {
 }
 
 
+# The metrics only a computation with retention gives (metrics/service.py).
+RETENTION_METRICS = frozenset({"nrr_12m", "grr_12m"})
+
+
 @dataclass(frozen=True)
 class KpiValue:
     name: str
@@ -111,10 +115,13 @@ def _metric_rows(
     need, by group value: one computation per interval and breakdown, whatever the KPI
     periods (a month to date and the last complete month share the months' rows)."""
     backs: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    retention: set[tuple[str, str | None]] = set()  # the computations a retention KPI reads
     for d in definitions:
         if d.metric is not None:
             interval, back = PERIOD_OF[d.period]
             backs[(interval, d.group.by if d.group else None)].add(back)
+            if d.metric in RETENTION_METRICS:
+                retention.add((interval, d.group.by if d.group else None))
     rows: dict[tuple[str, str | None, str], dict[str | None, dict[str, Any]]]
     rows = defaultdict(dict)
     if ledger is None and any(by not in SUBSCRIPTION_BREAKDOWNS for _, by in backs):
@@ -125,7 +132,10 @@ def _metric_rows(
         current = period_start(today, interval)
         last = shift_periods(current, interval, min(offsets))
         first = shift_periods(current, interval, max(offsets) + periods - 1)
-        report = compute_metrics(connection, first, last, interval, tz, by, ledger, exact=True)
+        report = compute_metrics(
+            connection, first, last, interval, tz, by, ledger,
+            exact=True, retention=(interval, by) in retention,
+        )  # fmt: skip
         for row in report.rows:
             # Customers without a value for the breakdown form the group "(none)".
             rows[(interval, by, row["period"])][row["group"]] = row

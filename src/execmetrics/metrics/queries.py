@@ -95,8 +95,7 @@ def column_breakdown_values(connection: Connection) -> dict[str, dict[int, Any]]
     )
     rows = fetch_tuples(connection, query)
     return {
-        name: {row[0]: row[index] for row in rows}
-        for index, name in enumerate(columns, start=1)
+        name: {row[0]: row[index] for row in rows} for index, name in enumerate(columns, start=1)
     }
 
 

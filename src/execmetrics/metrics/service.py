@@ -120,10 +120,13 @@ def compute_metrics(
     by: str | None = None,
     ledger: LedgerArrays | None = None,
     exact: bool = False,
+    retention: bool = True,
 ) -> MetricsReport:
     """The metrics of each period from `first` to `last`. `ledger` is the movement ledger
     already read into memory at the current data version, if the caller keeps one. Rates are
-    decimals rounded to six places, or with `exact` the fractions they were rounded from."""
+    decimals rounded to six places, or with `exact` the fractions they were rounded from.
+    Without `retention`, the 12-month retention figures (nrr_12m, grr_12m), which cost more
+    than all the others together, are left out (None) for a caller that reads none of them."""
     zone = time_zone(tz)
     requested = periods_between(first, last, interval, zone)
     extra = history_periods(interval)
@@ -133,7 +136,7 @@ def compute_metrics(
     if by in queries.SUBSCRIPTION_BREAKDOWNS:
         rows = _subscription_rows(connection, periods[extra:], by)
     else:
-        rows = _customer_rows(connection, periods, extra, interval, by, zone, ledger)
+        rows = _customer_rows(connection, periods, extra, interval, by, zone, ledger, retention)
     if not exact:
         for row in rows:
             _finish(row)
@@ -148,6 +151,7 @@ def _customer_rows(
     by: str | None,
     zone: ZoneInfo,
     ledger: LedgerArrays | None,
+    retention: bool,
 ) -> list[Row]:
     # numpy is imported here, not at module level: it costs every command 0.15 s to load.
     from execmetrics.metrics import ledger_arrays
@@ -159,7 +163,7 @@ def _customer_rows(
     opening = ledger_arrays.opening_balances(ledger, codes, boundaries[0])
     flows = ledger_arrays.period_flows(ledger, codes, boundaries)
     windows = [(local_midnight_us(add_months(p.end, -12), zone), p.end_us) for p in periods[extra:]]
-    retention = ledger_arrays.retention_12m(ledger, codes, windows)
+    retained = ledger_arrays.retention_12m(ledger, codes, windows) if retention else None
     spend = _marketing_spend(connection, periods, by, reporting_currency(connection))
     margin = gross_margin(connection)
     # Spend on a source or campaign that won no customers still forms a group.
@@ -176,7 +180,7 @@ def _customer_rows(
             _add_history_ratios(row, history, interval, margin)
             history.append(row)
             if index >= extra:
-                _add_retention(row, retention.get((index - extra, key)))
+                _add_retention(row, retained, (index - extra, key))
                 _add_cac(row, spend.get((index, key)), by, margin)
                 row["group"] = None if by is None else (queries.NONE_GROUP if key is None else key)
                 rows.append(row)
@@ -241,8 +245,13 @@ def _growth(current: int, earlier: int | None) -> Fraction | None:
     return None if earlier is None else rate(current - earlier, earlier)
 
 
-def _add_retention(row: Row, figures: tuple[int, int, int] | None) -> None:
-    then, now, capped = figures or (0, 0, 0)
+def _add_retention(
+    row: Row, retained: dict[tuple[int, Any], tuple[int, int, int]] | None, key: tuple[int, Any]
+) -> None:
+    if retained is None:  # not asked for
+        row["nrr_12m"] = row["grr_12m"] = None
+        return
+    then, now, capped = retained.get(key) or (0, 0, 0)
     row["nrr_12m"] = rate(now, then)
     row["grr_12m"] = rate(capped, then)
 

@@ -474,6 +474,19 @@ def _chart(headline: Headline) -> InlineImage:
     return InlineImage(content_id(headline), png, _chart_alt(headline))
 
 
+@dataclass(frozen=True)
+class HeadlineCharts:
+    """The headline KPIs and their charts: the same in every digest composed at one time."""
+
+    headlines: list[Headline]
+    images: tuple[InlineImage, ...]
+
+
+def headline_charts(connection: Connection, bands: list[Band]) -> HeadlineCharts:
+    headlines = headline_kpis(connection, bands)
+    return HeadlineCharts(headlines, tuple(_chart(headline) for headline in headlines))
+
+
 def digest_message(
     connection: Connection,
     context: AlertContext,
@@ -483,17 +496,21 @@ def digest_message(
     *,
     key: str,
     bands: list[Band] | None = None,
+    charts: HeadlineCharts | None = None,
 ) -> Message:
     """The digest for one user as of `now_us`, with `key` as its idempotency key. `bands`
-    defaults to the shipped benchmark bands."""
+    defaults to the shipped benchmark bands; `charts` are the headlines already drawn for
+    another digest of the same time."""
     schedule = prefs.digest.schedule if prefs.digest else DEFAULT_DIGEST_SCHEDULE
+    if charts is None:
+        charts = headline_charts(connection, load_bands() if bands is None else bands)
     content = DigestContent(
         cadence=cadence(schedule),
         recipient=user_email,
         zone=time_zone(prefs.time_zone),
         now_us=now_us,
         currency=reporting_currency(connection),
-        headlines=headline_kpis(connection, load_bands() if bands is None else bands),
+        headlines=charts.headlines,
         alerts=firing_alerts(connection),
         movements=biggest_movements(connection, now_us)
         if sees_customers(connection, user_email)
@@ -509,7 +526,7 @@ def digest_message(
         html=digest_html(content, links),
         facts=_facts(content),
         links=tuple(links),
-        images=tuple(_chart(headline) for headline in content.headlines),
+        images=charts.images,
     )
 
 
@@ -551,6 +568,7 @@ def queue_due_digests(
     digest for that time is not queued yet; the number queued. Cheap when nothing is due:
     a digest is composed (charts drawn) only when its key is new."""
     disabled = _disabled_users(connection)
+    charts: HeadlineCharts | None = None  # drawn for the first digest due, shared by the rest
     queued = 0
     for email, prefs in sorted(all_preferences(connection).items()):
         if prefs.digest is None or email in disabled:
@@ -561,7 +579,8 @@ def queue_due_digests(
         key = digest_key(email, scheduled)
         if _already_queued(connection, key):
             continue
-        bands = load_bands() if bands is None else bands
-        message = digest_message(connection, context, email, prefs, now_us, key=key, bands=bands)
+        if charts is None:
+            charts = headline_charts(connection, load_bands() if bands is None else bands)
+        message = digest_message(connection, context, email, prefs, now_us, key=key, charts=charts)
         queued += enqueue(connection, message, prefs.digest.channel, recipient=email)
     return queued
