@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Chart.js, from the npm package pinned in assets/package-lock.json.
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run test lint bench bench-api bench-alerting assets clean
+.PHONY: run test lint bench bench-api bench-alerting bench-forecast assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-api: $(STAMP) $(CHART_JS)
 
 bench-alerting: $(STAMP)
 	$(BIN)/python bench/alerting.py --work-dir var/bench
+
+bench-forecast: $(STAMP)
+	$(BIN)/python bench/forecast_eval.py
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -304,6 +304,75 @@ def cohorts(
     except PeriodError as error:
         raise _fail(str(error)) from None
     _print_rows(report, COHORT_FIELDS, output, f"Cohorts ({report.currency}, {tz})")
+
+
+@app.command()
+def forecast(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="mrr, arr, customers, new_mrr, net_new_mrr, churned_mrr or kpi:NAME "
+            "(or give --series)",
+            show_default=False,
+        ),
+    ] = None,
+    series_file: Annotated[
+        Path | None,
+        typer.Option("--series", help="CSV file with columns period,value.", show_default=False),
+    ] = None,
+    horizon: Annotated[int, typer.Option("--horizon", help="Periods ahead.")] = 12,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    tz: TzOption = "UTC",
+    db: DbOption = None,
+) -> None:
+    """Forecast a series with 80% and 95% intervals, by the model that backtests best."""
+    # statsmodels and pandas load in a second: only for the commands that need them.
+    from execmetrics.analytics.forecast import ForecastError, forecast_document, forecast_series
+    from execmetrics.analytics.metric_series import NamedSeries, stored_series
+    from execmetrics.analytics.series import SeriesError, read_series_csv
+
+    _check_choice(output, ("table", "json"), "--format")
+    if (name is None) == (series_file is None):
+        raise _fail("give a series name (such as mrr) or --series FILE, not both or neither")
+    try:
+        if series_file is not None:
+            named = NamedSeries(str(series_file), read_series_csv(series_file), "number", "")
+        else:
+            assert name is not None
+            today = datetime.now(time_zone(tz)).date()
+            with _engine(db).connect() as connection:
+                named = stored_series(connection, name, today, tz)
+        result = forecast_series(named.series, horizon)
+    except (SeriesError, ForecastError, PeriodError) as error:
+        raise _fail(str(error)) from None
+    document = {
+        "series": named.name,
+        "interval": named.series.interval,
+        "unit": named.unit,
+        **({"currency": named.currency} if named.unit == "money" else {}),
+        **forecast_document(result, named.unit),
+    }
+    if output == "json":
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    _print_forecast(document)
+
+
+def _print_forecast(document: dict[str, Any]) -> None:
+    backtest = document["backtest"]
+    title = (
+        f"Forecast of {document['series']}: {document['model']}, backtest MASE "
+        f"{backtest['mase']} against {backtest['baseline']} {backtest['baseline_mase']}"
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAVY)
+    columns = ("period", "forecast", "lower_95", "lower_80", "upper_80", "upper_95")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "period" else "right")
+    for row in document["forecast"]:
+        table.add_row(*(str(row[column]) for column in columns))
+    console.print(table)
+    for note in document["notes"]:
+        console.print(f"note: {note}", highlight=False)
 
 
 @app.command()
