@@ -17,6 +17,21 @@ from execmetrics.store.database import open_database
 POSTGRES_ADMIN_URL = os.environ.get(
     "EXECMETRICS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+# The public reference data sets (../shared/data beside the project, read-only).
+SHARED_DATA = Path(
+    os.environ.get(
+        "EXECMETRICS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(
+            f"the reference data sets are missing: {SHARED_DATA} (set EXECMETRICS_SHARED_DATA)"
+        )
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

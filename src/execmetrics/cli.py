@@ -75,12 +75,14 @@ users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 kpis_app = typer.Typer(help="KPI definitions, as code (docs/kpis.md).", no_args_is_help=True)
+churn_app = typer.Typer(help="Churn prediction (docs/churn.md).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(settings_app, name="settings")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(kpis_app, name="kpis")
+app.add_typer(churn_app, name="churn")
 
 # Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
 if TYPE_CHECKING:
@@ -373,6 +375,53 @@ def _print_forecast(document: dict[str, Any]) -> None:
     console.print(table)
     for note in document["notes"]:
         console.print(f"note: {note}", highlight=False)
+
+
+@churn_app.command("evaluate")
+def churn_evaluate(
+    features: Annotated[
+        Path, typer.Option("--features", help="CSV file: one row per customer.", show_default=False)
+    ],
+    label: Annotated[
+        str, typer.Option("--label", help="The column that says who churned.", show_default=False)
+    ],
+    id_column: Annotated[
+        str, typer.Option("--id", help="The column that identifies a row.", show_default=False)
+    ],
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and models.")] = 0,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Cross-validate the churn models on a table of features and a label you bring."""
+    from execmetrics.analytics.churn_model import (
+        ChurnModelError,
+        cross_validate,
+        evaluation_document,
+    )
+    from execmetrics.analytics.feature_table import FeatureTableError, read_feature_table
+
+    _check_choice(output, ("table", "json"), "--format")
+    try:
+        table = read_feature_table(features, label, id_column)
+        document = evaluation_document(cross_validate(table, folds, seed))
+    except (FeatureTableError, ChurnModelError) as error:
+        raise _fail(str(error)) from None
+    if output == "json":
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    title = (
+        f"{document['folds']}-fold cross-validation: {document['rows']} rows, "
+        f"{document['churned']} churned; chosen: {document['chosen']}"
+    )
+    result = Table(title=title, box=box.SIMPLE_HEAVY)
+    for column in ("model", "ROC AUC", "± (folds)", "PR AUC", "Brier"):
+        result.add_column(column, justify="left" if column == "model" else "right")
+    for name, scores in document["models"].items():
+        result.add_row(
+            name, f"{scores['roc_auc']:.4f}", f"{scores['roc_auc_spread']:.4f}",
+            f"{scores['pr_auc']:.4f}", f"{scores['brier']:.4f}",
+        )  # fmt: skip
+    console.print(result)
 
 
 @app.command()

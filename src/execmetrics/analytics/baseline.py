@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from statsmodels.tsa.seasonal import STL  # type: ignore[import-untyped]
+from statsmodels.tsa.seasonal import STL
 
 # The fewest values of history any judgement is made from.
 MIN_HISTORY = 6

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import statsmodels.api as sm  # type: ignore[import-untyped]
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # type: ignore[import-untyped]
-from statsmodels.tsa.forecasting.stl import STLForecast  # type: ignore[import-untyped]
-from statsmodels.tsa.statespace.sarimax import SARIMAX  # type: ignore[import-untyped]
+import statsmodels.api as sm
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tsa.forecasting.stl import STLForecast
+from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from execmetrics.analytics.series import TimeSeries
 
