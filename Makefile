@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Chart.js, from the npm package pinned in assets/package-lock.json.
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run test lint bench bench-api bench-alerting bench-forecast assets clean
+.PHONY: run test lint bench bench-api bench-alerting bench-forecast bench-anomaly assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-alerting: $(STAMP)
 
 bench-forecast: $(STAMP)
 	$(BIN)/python bench/forecast_eval.py
+
+bench-anomaly: $(STAMP)
+	$(BIN)/python bench/anomaly_eval.py
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import secrets
 import sys
@@ -86,6 +87,7 @@ app.add_typer(churn_app, name="churn")
 
 # Tables need room: when output goes to a file or pipe, lay it out 200 columns wide.
 if TYPE_CHECKING:
+    from execmetrics.analytics.metric_series import NamedSeries
     from execmetrics.notify.registry import Sealer
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -108,6 +110,19 @@ ToOption = Annotated[
 ]
 IntervalOption = Annotated[str, typer.Option("--interval", help="week, month, quarter or year.")]
 TzOption = Annotated[str, typer.Option("--tz", help="IANA time zone of the periods.")]
+TableOrJson = Annotated[str, typer.Option("--format", help="table or json.")]
+SeriesName = Annotated[
+    str | None,
+    typer.Argument(
+        help="mrr, arr, customers, new_mrr, net_new_mrr, churned_mrr or kpi:NAME "
+        "(or give --series)",
+        show_default=False,
+    ),
+]
+SeriesFile = Annotated[
+    Path | None,
+    typer.Option("--series", help="CSV file with columns period,value.", show_default=False),
+]
 
 
 def _engine(db: str | None) -> Engine:
@@ -310,42 +325,22 @@ def cohorts(
 
 @app.command()
 def forecast(
-    name: Annotated[
-        str | None,
-        typer.Argument(
-            help="mrr, arr, customers, new_mrr, net_new_mrr, churned_mrr or kpi:NAME "
-            "(or give --series)",
-            show_default=False,
-        ),
-    ] = None,
-    series_file: Annotated[
-        Path | None,
-        typer.Option("--series", help="CSV file with columns period,value.", show_default=False),
-    ] = None,
+    name: SeriesName = None,
+    series_file: SeriesFile = None,
     horizon: Annotated[int, typer.Option("--horizon", help="Periods ahead.")] = 12,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: TableOrJson = "table",
     tz: TzOption = "UTC",
     db: DbOption = None,
 ) -> None:
     """Forecast a series with 80% and 95% intervals, by the model that backtests best."""
     # statsmodels and pandas load in a second: only for the commands that need them.
     from execmetrics.analytics.forecast import ForecastError, forecast_document, forecast_series
-    from execmetrics.analytics.metric_series import NamedSeries, stored_series
-    from execmetrics.analytics.series import SeriesError, read_series_csv
 
     _check_choice(output, ("table", "json"), "--format")
-    if (name is None) == (series_file is None):
-        raise _fail("give a series name (such as mrr) or --series FILE, not both or neither")
+    named = _named_series(name, series_file, tz, db)
     try:
-        if series_file is not None:
-            named = NamedSeries(str(series_file), read_series_csv(series_file), "number", "")
-        else:
-            assert name is not None
-            today = datetime.now(time_zone(tz)).date()
-            with _engine(db).connect() as connection:
-                named = stored_series(connection, name, today, tz)
         result = forecast_series(named.series, horizon)
-    except (SeriesError, ForecastError, PeriodError) as error:
+    except ForecastError as error:
         raise _fail(str(error)) from None
     document = {
         "series": named.name,
@@ -358,6 +353,101 @@ def forecast(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     _print_forecast(document)
+
+
+def _named_series(
+    name: str | None, series_file: Path | None, tz: str, db: str | None
+) -> NamedSeries:
+    """The series a command was given: a file, or a name of the engine's own series."""
+    from execmetrics.analytics.metric_series import NamedSeries, stored_series
+    from execmetrics.analytics.series import SeriesError, read_series_csv
+
+    if (name is None) == (series_file is None):
+        raise _fail("give a series name (such as mrr) or --series FILE, not both or neither")
+    try:
+        if series_file is not None:
+            return NamedSeries(str(series_file), read_series_csv(series_file), "number", "")
+        assert name is not None
+        today = datetime.now(time_zone(tz)).date()
+        with _engine(db).connect() as connection:
+            return stored_series(connection, name, today, tz)
+    except (SeriesError, PeriodError) as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def anomalies(
+    name: SeriesName = None,
+    series_file: SeriesFile = None,
+    method: Annotated[
+        str, typer.Option("--method", help="robust_seasonal or rolling_zscore.")
+    ] = "robust_seasonal",
+    sensitivity: Annotated[
+        float | None,
+        typer.Option(
+            "--sensitivity",
+            help="Band half-width in the method's units (default: 1.73 robust, 2 z-score).",
+            show_default=False,
+        ),
+    ] = None,
+    output: TableOrJson = "table",
+    tz: TzOption = "UTC",
+    db: DbOption = None,
+) -> None:
+    """Judge every point of a series against its past: expected value, band, score, flag."""
+    from execmetrics.analytics.anomaly import AnomalyError, detect
+
+    _check_choice(output, ("table", "json"), "--format")
+    named = _named_series(name, series_file, tz, db)
+    series = named.series
+    try:
+        found = detect(series.values, series.season_length, method, sensitivity)
+    except AnomalyError as error:
+        raise _fail(str(error)) from None
+    points = [
+        {
+            "period": period,
+            "value": value,
+            "expected": _finite(found.expected[i]),
+            "lower": _finite(found.lower[i]),
+            "upper": _finite(found.upper[i]),
+            "score": _finite(found.score[i]),
+            "flag": bool(found.flag[i]),
+        }
+        for i, (period, value) in enumerate(zip(series.labels(), series.values, strict=True))
+    ]
+    document = {
+        "series": named.name,
+        "interval": series.interval,
+        "season_length": series.season_length,
+        "method": found.method,
+        "sensitivity": found.sensitivity,
+        "flagged": [point["period"] for point in points if point["flag"]],
+        "points": points,
+    }
+    if output == "json":
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    _print_anomalies(document)
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def _print_anomalies(document: dict[str, Any]) -> None:
+    flagged = [point for point in document["points"] if point["flag"]]
+    title = (
+        f"{document['series']}: {len(flagged)} of {len(document['points'])} points flagged "
+        f"({document['method']}, sensitivity {document['sensitivity']})"
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAVY)
+    columns = ("period", "value", "expected", "lower", "upper", "score")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "period" else "right")
+    for point in flagged:
+        table.add_row(*(str(point[column]) for column in columns))
+    console.print(table)
 
 
 def _print_forecast(document: dict[str, Any]) -> None:
@@ -390,7 +480,7 @@ def churn_evaluate(
     ],
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and models.")] = 0,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: TableOrJson = "table",
 ) -> None:
     """Cross-validate the churn models on a table of features and a label you bring."""
     from execmetrics.analytics.churn_model import (
