@@ -127,3 +127,28 @@ def test_impossible_requests_are_refused_naming_the_parameter(
 ) -> None:
     with pytest.raises(ForecastError, match=message):
         forecast_series(monthly(values), horizon)
+
+
+def test_a_chosen_model_that_cannot_fit_the_whole_series_gives_way_to_the_baseline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from execmetrics.analytics import forecast as module
+
+    line = [10.0 + 2 * i for i in range(10)]
+    original = next(c for c in module.CANDIDATES if c.name == "linear_trend")
+
+    def fails_on_everything(
+        history: np.ndarray, season: int, horizon: int, bounds: bool
+    ) -> module.Prediction:
+        if len(history) == len(line):
+            raise ValueError("singular")
+        return original.predict(history, season, horizon, bounds)
+
+    failing = module.Candidate("linear_trend", fails_on_everything, original.min_values)
+    swapped = tuple(failing if c is original else c for c in module.CANDIDATES)
+    monkeypatch.setattr(module, "CANDIDATES", swapped)
+    forecast = forecast_series(monthly(line), 2)
+    assert forecast.model == "naive"
+    assert forecast.candidates["linear_trend"] == pytest.approx(0.0, abs=1e-9)
+    assert "linear_trend could not be fitted to the whole series" in forecast.notes[-1]
+    assert [p.mean for p in forecast.points] == pytest.approx([28.0, 28.0])

@@ -249,6 +249,13 @@ def forecast_series(series: TimeSeries, horizon: int) -> Forecast:
     scores = {c.name: _backtest(c, values, season, step, origins) for c in tried}
     chosen = _choose(tried, scores, baseline)
     prediction = _fit(chosen, values, season, horizon)
+    if prediction is None:
+        notes.append(
+            f"{chosen.name} could not be fitted to the whole series; the baseline forecasts"
+        )
+        chosen = baseline
+        prediction = _fit(baseline, values, season, horizon)
+        assert prediction is not None, "the baseline fits any series it backtested on"
     return Forecast(
         model=chosen.name,
         baseline=baseline.name,
@@ -343,8 +350,14 @@ def _choose(
     return min(scored, key=lambda c: (scores[c.name], CANDIDATES.index(c)))
 
 
-def _fit(candidate: Candidate, values: Values, season: int, horizon: int) -> Prediction:
-    return _quietly(candidate.predict, values, season, horizon, True)
+def _fit(candidate: Candidate, values: Values, season: int, horizon: int) -> Prediction | None:
+    """The candidate's forecast with its bounds; None when it cannot be fitted."""
+    try:
+        prediction = _quietly(candidate.predict, values, season, horizon, True)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    finite = [prediction.mean, *(b for pair in prediction.bounds.values() for b in pair)]
+    return prediction if all(np.all(np.isfinite(part)) for part in finite) else None
 
 
 def _quietly(
