@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import secrets
 import sys
@@ -334,21 +333,15 @@ def forecast(
 ) -> None:
     """Forecast a series with 80% and 95% intervals, by the model that backtests best."""
     # statsmodels and pandas load in a second: only for the commands that need them.
-    from execmetrics.analytics.forecast import ForecastError, forecast_document, forecast_series
+    from execmetrics.analytics.forecast import ForecastError
+    from execmetrics.analytics.service import forecast_of
 
     _check_choice(output, ("table", "json"), "--format")
     named = _named_series(name, series_file, tz, db)
     try:
-        result = forecast_series(named.series, horizon)
+        document = forecast_of(named, horizon)
     except ForecastError as error:
         raise _fail(str(error)) from None
-    document = {
-        "series": named.name,
-        "interval": named.series.interval,
-        "unit": named.unit,
-        **({"currency": named.currency} if named.unit == "money" else {}),
-        **forecast_document(result, named.unit),
-    }
     if output == "json":
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
@@ -395,44 +388,19 @@ def anomalies(
     db: DbOption = None,
 ) -> None:
     """Judge every point of a series against its past: expected value, band, score, flag."""
-    from execmetrics.analytics.anomaly import AnomalyError, detect
+    from execmetrics.analytics.anomaly import AnomalyError
+    from execmetrics.analytics.service import anomalies_of
 
     _check_choice(output, ("table", "json"), "--format")
     named = _named_series(name, series_file, tz, db)
-    series = named.series
     try:
-        found = detect(series.values, series.season_length, method, sensitivity)
+        document = anomalies_of(named, method, sensitivity)
     except AnomalyError as error:
         raise _fail(str(error)) from None
-    points = [
-        {
-            "period": period,
-            "value": value,
-            "expected": _finite(found.expected[i]),
-            "lower": _finite(found.lower[i]),
-            "upper": _finite(found.upper[i]),
-            "score": _finite(found.score[i]),
-            "flag": bool(found.flag[i]),
-        }
-        for i, (period, value) in enumerate(zip(series.labels(), series.values, strict=True))
-    ]
-    document = {
-        "series": named.name,
-        "interval": series.interval,
-        "season_length": series.season_length,
-        "method": found.method,
-        "sensitivity": found.sensitivity,
-        "flagged": [point["period"] for point in points if point["flag"]],
-        "points": points,
-    }
     if output == "json":
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     _print_anomalies(document)
-
-
-def _finite(value: float) -> float | None:
-    return round(float(value), 6) if math.isfinite(value) else None
 
 
 def _print_anomalies(document: dict[str, Any]) -> None:

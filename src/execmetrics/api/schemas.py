@@ -377,3 +377,56 @@ class InboxOut(Strict):
     links: list[list[str]]
     created_at: str
     read_at: str | None
+
+
+class Backtest(Strict):
+    mase: float | None
+    baseline: str
+    baseline_mase: float | None
+    origins: int
+    horizon: int
+    candidates: dict[str, float | None]
+
+
+class ForecastPointOut(Strict):
+    period: str
+    forecast: int | float
+    lower_80: int | float
+    upper_80: int | float
+    lower_95: int | float
+    upper_95: int | float
+
+
+class ForecastDocument(Strict):
+    """As `execmetrics forecast --format json` prints it (docs/forecasting.md)."""
+
+    series: str
+    interval: str
+    unit: str
+    currency: str | None = None
+    model: str
+    backtest: Backtest
+    notes: list[str]
+    forecast: list[ForecastPointOut]
+
+
+class AnomalyPoint(Strict):
+    period: str
+    value: float
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float | None
+    flag: bool
+
+
+class AnomaliesDocument(Strict):
+    """As `execmetrics anomalies --format json` prints it (docs/anomalies.md)."""
+
+    series: str
+    interval: str
+    season_length: int
+    method: str
+    sensitivity: float
+    flagged: list[str]
+    points: list[AnomalyPoint]

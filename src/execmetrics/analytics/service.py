@@ -1,0 +1,54 @@
+"""Forecasts and anomaly judgements of a named series, as the command line prints them and
+the API returns them (docs/forecasting.md, docs/anomalies.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from execmetrics.analytics.anomaly import detect
+from execmetrics.analytics.forecast import forecast_document, forecast_series
+from execmetrics.analytics.metric_series import NamedSeries
+
+
+def forecast_of(named: NamedSeries, horizon: int) -> dict[str, Any]:
+    """Raises ForecastError for a horizon or series that cannot be forecast."""
+    result = forecast_series(named.series, horizon)
+    return {
+        "series": named.name,
+        "interval": named.series.interval,
+        "unit": named.unit,
+        **({"currency": named.currency} if named.unit == "money" else {}),
+        **forecast_document(result, named.unit),
+    }
+
+
+def anomalies_of(named: NamedSeries, method: str, sensitivity: float | None) -> dict[str, Any]:
+    """Raises AnomalyError for an unknown method or a sensitivity that is not positive."""
+    series = named.series
+    found = detect(series.values, series.season_length, method, sensitivity)
+    points = [
+        {
+            "period": period,
+            "value": value,
+            "expected": _finite(found.expected[i]),
+            "lower": _finite(found.lower[i]),
+            "upper": _finite(found.upper[i]),
+            "score": _finite(found.score[i]),
+            "flag": bool(found.flag[i]),
+        }
+        for i, (period, value) in enumerate(zip(series.labels(), series.values, strict=True))
+    ]
+    return {
+        "series": named.name,
+        "interval": series.interval,
+        "season_length": series.season_length,
+        "method": found.method,
+        "sensitivity": found.sensitivity,
+        "flagged": [point["period"] for point in points if point["flag"]],
+        "points": points,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(value) else None

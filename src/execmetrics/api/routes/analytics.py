@@ -1,0 +1,79 @@
+"""Forecasts and anomaly judgements of the engine's own series (docs/forecasting.md,
+docs/anomalies.md): the same documents as `execmetrics forecast` and `anomalies` print."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import Connection
+
+from execmetrics.analytics.anomaly import AnomalyError
+from execmetrics.analytics.forecast import MAX_HORIZON, ForecastError
+from execmetrics.analytics.metric_series import NamedSeries, stored_series
+from execmetrics.analytics.series import SeriesError
+from execmetrics.analytics.service import anomalies_of, forecast_of
+from execmetrics.api.deps import AnalystCaller, DbDep
+from execmetrics.api.problems import PROBLEM_RESPONSES
+from execmetrics.api.routes.metrics import Tz
+from execmetrics.api.schemas import AnomaliesDocument, ForecastDocument
+from execmetrics.errors import InvalidParameter
+from execmetrics.kpi.formula import NAME_PATTERN
+from execmetrics.metrics.periods import time_zone
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"], responses=PROBLEM_RESPONSES)
+
+SeriesName = Annotated[
+    str,
+    Query(
+        max_length=70,
+        pattern=rf"^[a-z_]+$|^kpi:{NAME_PATTERN}$",
+        description="mrr, arr, customers, new_mrr, net_new_mrr, churned_mrr or kpi:NAME",
+    ),
+]
+
+
+def _series(connection: Connection, name: str, tz: str) -> NamedSeries:
+    try:
+        return stored_series(connection, name, datetime.now(time_zone(tz)).date(), tz)
+    except SeriesError as error:
+        raise InvalidParameter("series", str(error).removeprefix("series: ")) from None
+
+
+@router.get("/forecast", response_model=ForecastDocument, response_model_exclude_none=True)
+def forecast(
+    _: AnalystCaller,
+    connection: DbDep,
+    series: SeriesName,
+    horizon: Annotated[int, Query(ge=1, le=MAX_HORIZON)] = 12,
+    tz: Tz = "UTC",
+) -> ForecastDocument:
+    """The series forecast `horizon` periods ahead, with 80% and 95% intervals, by the model
+    that forecast its past best, and that model's backtest MASE beside the baseline's."""
+    named = _series(connection, series, tz)
+    try:
+        return ForecastDocument.model_validate(forecast_of(named, horizon))
+    except ForecastError as error:
+        raise InvalidParameter("series", str(error)) from None
+
+
+@router.get("/anomalies", response_model=AnomaliesDocument)
+def anomalies(
+    _: AnalystCaller,
+    connection: DbDep,
+    series: SeriesName,
+    method: Literal["robust_seasonal", "rolling_zscore"] = "robust_seasonal",
+    sensitivity: Annotated[
+        float | None,
+        Query(gt=0, le=1000, allow_inf_nan=False, description="default: the method's own"),
+    ] = None,
+    tz: Tz = "UTC",
+) -> AnomaliesDocument:
+    """Every point of the series judged against the points before it: expected value, band,
+    score and whether it is flagged."""
+    named = _series(connection, series, tz)
+    try:
+        return AnomaliesDocument.model_validate(anomalies_of(named, method, sensitivity))
+    except AnomalyError as error:
+        raise InvalidParameter("sensitivity", str(error)) from None
