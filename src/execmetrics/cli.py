@@ -483,6 +483,68 @@ def churn_evaluate(
 
 
 @app.command()
+def segments(
+    features: Annotated[
+        Path, typer.Option("--features", help="CSV file: one row per customer.", show_default=False)
+    ],
+    id_column: Annotated[
+        str, typer.Option("--id", help="The column that identifies a row.", show_default=False)
+    ],
+    k: Annotated[int | None, typer.Option("--k", help="Segments (default 5).")] = None,
+    choose_k: Annotated[
+        bool, typer.Option("--choose-k", help="Choose k from 2 to 8 by silhouette.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of k-means.")] = 0,
+    assignments: Annotated[
+        Path | None,
+        typer.Option("--assignments", help="Write id,segment for every row to this CSV file."),
+    ] = None,
+    output: TableOrJson = "table",
+) -> None:
+    """Segment customers by k-means over the numeric features of a table you bring."""
+    from execmetrics.analytics.feature_table import FeatureTableError, read_feature_table
+    from execmetrics.analytics.segments import (
+        DEFAULT_K,
+        SegmentsError,
+        segment_customers,
+        segmentation_document,
+    )
+
+    _check_choice(output, ("table", "json"), "--format")
+    if choose_k and k is not None:
+        raise _fail("give --k or --choose-k, not both")
+    try:
+        table = read_feature_table(features, None, id_column)
+        result = segment_customers(
+            table, None if choose_k else (k or DEFAULT_K), seed, given=k is not None
+        )
+    except (FeatureTableError, SegmentsError) as error:
+        raise _fail(str(error)) from None
+    if assignments is not None:
+        with assignments.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(f"{id_column},segment\n")
+            handle.writelines(f"{row_id},{number}\n" for row_id, number in
+                              result.assignments.items())  # fmt: skip
+    document = segmentation_document(result)
+    if output == "json":
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    title = (
+        f"{result.k} segments of {result.rows} rows ({result.chosen_by} k), "
+        f"silhouette {document['silhouette']}"
+    )
+    shown = Table(title=title, box=box.SIMPLE_HEAVY)
+    for column in ("segment", "name", "size", "share", *result.features):
+        shown.add_column(column, justify="left" if column == "name" else "right")
+    for found in result.segments:
+        shown.add_row(
+            str(found.number), found.name, str(found.size), f"{found.size / result.rows:.1%}",
+            *(f"{found.centre[name]:.6g}" for name in result.features),
+        )  # fmt: skip
+    console.print(shown)
+
+
+@app.command()
 def demo(
     customers_count: Annotated[int, typer.Option("--customers", min=1)] = 5000,
     months: Annotated[int, typer.Option("--months", min=1)] = 36,

@@ -128,7 +128,10 @@ def scores_of(label: Any, probability: Any) -> Scores:
 
 def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> Evaluation:
     """Each model's scores on each of `folds` stratified folds, trained on the others."""
-    counts = np.bincount(table.label, minlength=2)
+    if table.label is None:
+        raise ChurnModelError("the table has no label column")
+    label = table.label
+    counts = np.bincount(label, minlength=2)
     if folds < 2:
         raise ChurnModelError(f"folds: expected 2 or more, got {folds}")
     if counts.min() < max(MIN_PER_CLASS, folds):
@@ -140,12 +143,12 @@ def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> Evalua
     numeric, categorical = list(table.numeric), list(table.categorical)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     results: dict[str, list[Scores]] = {model: [] for model in MODELS}
-    for train, test in splitter.split(frame, table.label):
+    for train, test in splitter.split(frame, label):
         for model in MODELS:
             pipeline = churn_pipeline(model, numeric, categorical, len(train), seed)
-            pipeline.fit(frame.iloc[train], table.label[train])
+            pipeline.fit(frame.iloc[train], label[train])
             probability = pipeline.predict_proba(frame.iloc[test])[:, 1]
-            results[model].append(scores_of(table.label[test], probability))
+            results[model].append(scores_of(label[test], probability))
     return Evaluation(
         rows=len(table),
         churned=int(counts[1]),

@@ -26,7 +26,7 @@ class FeatureTable:
     ids: list[str]
     numeric: dict[str, npt.NDArray[np.float64]]  # by column; NaN where blank
     categorical: dict[str, list[str]]  # by column; MISSING_CATEGORY where blank
-    label: npt.NDArray[np.int_]  # 1: churned
+    label: npt.NDArray[np.int_] | None  # 1: churned; None for a table read without a label
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,9 +36,10 @@ class FeatureTable:
         return [*self.numeric, *self.categorical]
 
 
-def read_feature_table(path: Path, label: str, id_column: str) -> FeatureTable:
-    """Every row of the file: `id_column` identifies it, `label` says whether it churned
-    (1, yes, true, churned; or 0, no, false, active), every other column is a feature."""
+def read_feature_table(path: Path, label: str | None, id_column: str) -> FeatureTable:
+    """Every row of the file: `id_column` identifies it, `label` (if given) says whether it
+    churned (1, yes, true, churned; or 0, no, false, active), every other column is a
+    feature."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -51,12 +52,14 @@ def read_feature_table(path: Path, label: str, id_column: str) -> FeatureTable:
         raise FeatureTableError(f"{path}: the feature table has no rows")
     ids = [_id(path, line, row, id_column) for line, row in rows]
     _check_unique(path, rows, ids, id_column)
-    labels = np.array([_label(path, line, row, label) for line, row in rows], dtype=int)
-    if labels.min() == labels.max():
-        raise FeatureTableError(
-            f"{path}: column {label}: every row has the same label; both churned and "
-            "retained customers are needed"
-        )
+    labels = None
+    if label is not None:
+        labels = np.array([_label(path, line, row, label) for line, row in rows], dtype=int)
+        if labels.min() == labels.max():
+            raise FeatureTableError(
+                f"{path}: column {label}: every row has the same label; both churned and "
+                "retained customers are needed"
+            )
     numeric: dict[str, npt.NDArray[np.float64]] = {}
     categorical: dict[str, list[str]] = {}
     for column in header:
@@ -73,9 +76,9 @@ def read_feature_table(path: Path, label: str, id_column: str) -> FeatureTable:
     return FeatureTable(ids, numeric, categorical, labels)
 
 
-def _check_header(path: Path, header: list[str], label: str, id_column: str) -> None:
+def _check_header(path: Path, header: list[str], label: str | None, id_column: str) -> None:
     for option, column in (("--label", label), ("--id", id_column)):
-        if column not in header:
+        if column is not None and column not in header:
             raise FeatureTableError(
                 f"{path}:1: {option}: no column named {column!r} (columns: {', '.join(header)})"
             )
