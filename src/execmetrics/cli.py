@@ -135,6 +135,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
 def _check_choice(value: str, choices: tuple[str, ...], parameter: str) -> None:
     if value not in choices:
         raise _fail(f"{parameter}: expected one of {', '.join(choices)}, got {value!r}")
@@ -343,7 +347,7 @@ def forecast(
     except ForecastError as error:
         raise _fail(str(error)) from None
     if output == "json":
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _print_json(document)
         return
     _print_forecast(document)
 
@@ -398,7 +402,7 @@ def anomalies(
     except AnomalyError as error:
         raise _fail(str(error)) from None
     if output == "json":
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _print_json(document)
         return
     _print_anomalies(document)
 
@@ -465,7 +469,7 @@ def churn_evaluate(
     except (FeatureTableError, ChurnModelError) as error:
         raise _fail(str(error)) from None
     if output == "json":
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _print_json(document)
         return
     title = (
         f"{document['folds']}-fold cross-validation: {document['rows']} rows, "
@@ -527,7 +531,7 @@ def segments(
                               result.assignments.items())  # fmt: skip
     document = segmentation_document(result)
     if output == "json":
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _print_json(document)
         return
     title = (
         f"{result.k} segments of {result.rows} rows ({result.chosen_by} k), "
