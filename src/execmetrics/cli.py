@@ -246,7 +246,10 @@ def _ingest_with_progress(engine: Engine, paths: list[Path], quiet: bool) -> Ing
 def _print_ingest_summary(result: IngestResult) -> None:
     for kind, counts in result.counts.items():
         if counts.received:
-            console.print(f"{kind}: {counts.inserted:,} new, {counts.unchanged:,} unchanged")
+            updated = f", {counts.updated:,} updated" if counts.updated else ""
+            console.print(
+                f"{kind}: {counts.inserted:,} new, {counts.unchanged:,} unchanged{updated}"
+            )
     console.print(
         f"ledger: {result.ledger.customers:,} customers, {result.ledger.movements:,} movements "
         f"({result.seconds:.1f} s)"

@@ -36,7 +36,9 @@ def test_a_batch_is_ingested_and_the_ledger_rebuilt(
     headers = bearer(token_for(Role.EXECUTIVE))
     first = client.post("/api/v1/events/customers", json={"rows": CUSTOMERS}, headers=headers)
     assert first.status_code == 200, first.text
-    assert first.json()["counts"]["customers"] == {"received": 2, "inserted": 2, "unchanged": 0}
+    assert first.json()["counts"]["customers"] == {
+        "received": 2, "inserted": 2, "unchanged": 0, "updated": 0
+    }  # fmt: skip
     events = client.post(
         "/api/v1/events/subscription_events", json={"rows": EVENTS}, headers=headers
     )

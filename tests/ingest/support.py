@@ -284,17 +284,28 @@ SPEND: list[dict[str, object]] = [
     },
     {"month": "2024-02", "source": "google_ads", "amount_minor": 90000, "currency": "EUR"},
 ]
+TICKET_FIELDS = ["ticket_id", "customer_id", "opened_at", "closed_at", "priority", "category"]
+TICKETS: list[dict[str, object]] = [
+    {"ticket_id": "t1", "customer_id": "c-smb", "opened_at": "2024-02-03T09:00:00Z",
+     "closed_at": "2024-02-03T11:30:00Z", "priority": "normal", "category": "billing"},
+    {"ticket_id": "t2", "customer_id": "c-smb", "opened_at": "2024-04-10T16:00:00Z",
+     "priority": "Urgent"},
+    {"ticket_id": "t3", "customer_id": "c-ent", "opened_at": "2024-03-01T08:00:00Z",
+     "priority": "low", "category": "how-to"},
+]  # fmt: skip
 FIELDS = {
     "customers": CUSTOMER_FIELDS,
     "subscription_events": EVENT_FIELDS,
     "fx_rates": FX_FIELDS,
     "marketing_spend": SPEND_FIELDS,
+    "support_tickets": TICKET_FIELDS,
 }
 COMPANY = {
     "customers": CUSTOMERS,
     "subscription_events": EVENTS,
     "fx_rates": FX_RATES,
     "marketing_spend": SPEND,
+    "support_tickets": TICKETS,
 }
 
 

@@ -69,6 +69,7 @@ def test_formats_can_be_mixed_in_one_folder(
     write_file(folder, "subscription_events", EVENTS, "csv.gz")
     write_file(folder, "fx_rates", COMPANY["fx_rates"], "ndjson.gz")
     write_file(folder, "marketing_spend", COMPANY["marketing_spend"], "csv")
+    write_file(folder, "support_tickets", COMPANY["support_tickets"], "jsonl")
     (folder / "README.md").write_text("not data: ignored in a folder\n")
 
     ingest_files(engine, [folder])
@@ -172,6 +173,7 @@ def test_ingestion_history_is_recorded(engine: Engine, tmp_path: Path) -> None:
         "received": len(EVENTS),
         "inserted": len(EVENTS),
         "unchanged": 0,
+        "updated": 0,
     }
     assert row["counts"]["customers"]["inserted"] == len(CUSTOMERS)
     # Each stored row points at its ingestion and at the file and line it came from.

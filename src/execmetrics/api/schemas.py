@@ -52,6 +52,7 @@ class KindCountsOut(Strict):
     received: int
     inserted: int
     unchanged: int
+    updated: int
 
 
 class IngestOut(Strict):

@@ -13,7 +13,7 @@ from execmetrics.ingest.problems import RowError
 
 Row = dict[str, str | None]
 
-KINDS = ("fx_rates", "customers", "marketing_spend", "subscription_events")
+KINDS = ("fx_rates", "customers", "marketing_spend", "subscription_events", "support_tickets")
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 

@@ -53,11 +53,14 @@ EVENT_COLUMNS = (
     "interval_count",
     "trial_ends_at",
 )
+TICKET_COLUMNS = ("ticket_id", "customer_id", "opened_at", "closed_at", "priority", "category")
+PRIORITIES = ("low", "normal", "high", "urgent")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id",),
     "subscription_events": ("event_id", "customer_id", "subscription_id", "occurred_at", "type"),
     "fx_rates": ("date", "currency", "rate"),
     "marketing_spend": ("month", "source", "amount_minor", "currency"),
+    "support_tickets": ("ticket_id", "customer_id", "opened_at", "priority"),
 }
 MAX_TEXT = 200  # identifiers and names of plans, sources and campaigns
 MAX_COUNT = 2**31 - 1
@@ -311,9 +314,32 @@ def parse_marketing_spend(row: Row) -> dict[str, Any]:
     }
 
 
+def parse_support_ticket(row: Row) -> dict[str, Any]:
+    # A ticket closed before it was opened is kept: the data quality scores report it.
+    text = _strip(row)
+    priority = (text.get("priority") or "").lower()
+    if priority not in PRIORITIES:
+        reason = (
+            "required but empty"
+            if not priority
+            else f"expected low, normal, high or urgent, got {text.get('priority')!r}"
+        )
+        raise RowError("priority", reason)
+    closed = text.get("closed_at")
+    return {
+        "ticket_id": _identifier(text.get("ticket_id"), "ticket_id"),
+        "customer_id": _identifier(text.get("customer_id"), "customer_id"),
+        "opened_at": _instant(text.get("opened_at"), "opened_at"),
+        "closed_at": None if closed is None else _instant(closed, "closed_at"),
+        "priority": priority,
+        "category": _identifier(text.get("category"), "category", required=False),
+    }
+
+
 PARSERS: dict[str, Callable[[Row], dict[str, Any]]] = {
     "customers": parse_customer,
     "subscription_events": parse_subscription_event,
     "fx_rates": parse_fx_rate,
     "marketing_spend": parse_marketing_spend,
+    "support_tickets": parse_support_ticket,
 }

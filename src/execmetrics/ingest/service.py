@@ -31,6 +31,7 @@ class KindCounts:
     received: int = 0
     inserted: int = 0
     unchanged: int = 0
+    updated: int = 0  # stored rows a later version changed (support tickets)
 
 
 @dataclass
@@ -175,8 +176,10 @@ def _merge(
             continue
         counts[kind].unchanged += stage.refuse_repeats_with_other_content(problems)
         counts[kind].unchanged += stage.set_aside_stored(problems)
-        if kind == "subscription_events":
+        counts[kind].updated += stage.updated
+        if stage.data_set.by_customer:
             stage.refuse_unknown_customers(problems)
+        if kind == "subscription_events":
             changes.event_customers = stage.customer_keys()
         elif kind == "fx_rates":
             for record in stage.records():

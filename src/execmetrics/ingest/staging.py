@@ -31,10 +31,11 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    update,
 )
 
 from execmetrics.ingest.problems import Problem, ProblemLog
-from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS
+from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS, TICKET_COLUMNS
 from execmetrics.money import parse_rate
 from execmetrics.store.bulk import bulk_insert, chunked
 from execmetrics.store.tables import (
@@ -42,6 +43,7 @@ from execmetrics.store.tables import (
     fx_rates,
     marketing_spend,
     subscription_events,
+    support_tickets,
 )
 
 LOOKUP_CHUNK = 500
@@ -56,6 +58,13 @@ class DataSet:
     compare: tuple[str, ...]  # fields that must match a stored row with the same key
     conflict_column: str  # the column a "different content" problem names
     key_label: str
+    # Fields a later ingestion may change on a stored row (the rest of `compare` may not).
+    updatable: tuple[str, ...] = ()
+
+    @property
+    def by_customer(self) -> bool:
+        """Rows name a customer by customer_id and are stored with its customer_key."""
+        return self.kind in ("subscription_events", "support_tickets")
 
 
 CUSTOMER_FIELDS = (*CUSTOMER_COLUMNS, "attributes")
@@ -79,13 +88,17 @@ DATA_SETS = {
         "subscription_events", subscription_events, EVENT_COLUMNS, ("event_id",),
         EVENT_COLUMNS, "event_id", "event_id",
     ),
+    "support_tickets": DataSet(
+        "support_tickets", support_tickets, TICKET_COLUMNS, ("ticket_id",), TICKET_COLUMNS,
+        "ticket_id", "ticket_id", updatable=("closed_at", "priority", "category"),
+    ),
 }  # fmt: skip
 
 
 def _staging_type(data_set: DataSet, name: str) -> Any:
     if name == "attributes":
         return Text()
-    if name == "customer_id" and data_set.kind == "subscription_events":
+    if name == "customer_id" and data_set.by_customer:
         return String(200)
     return data_set.target.c[name].type
 
@@ -113,6 +126,7 @@ class Stage:
         self.table.drop(connection, checkfirst=True)
         self.table.create(connection)
         self.rows = 0
+        self.updated = 0  # stored rows whose updatable fields this ingestion changed
 
     def add(self, source: str, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         columns = self.data_set.columns
@@ -169,8 +183,9 @@ class Stage:
         return repeats
 
     def set_aside_stored(self, problems: ProblemLog) -> int:
-        """Rows whose key is already stored: identical ones are counted as unchanged, others
-        are problems; both leave the stage. Returns the number unchanged."""
+        """Rows whose key is already stored: identical ones are counted as unchanged; ones
+        that differ only in updatable fields update the stored row (counted in `updated`);
+        others are problems. All leave the stage. Returns the number unchanged."""
         t = self.data_set.target.c
         stored = self._stored_columns()
         source_column = t.source_ref if self.data_set.kind == "marketing_spend" else t.source
@@ -180,9 +195,10 @@ class Stage:
             .join_from(self.table, self.data_set.target, self._key_match(t))
             .order_by(self.table.c.id)
         )
-        if self.data_set.kind == "subscription_events":
+        if self.data_set.by_customer:
             query = query.join(customers, customers.c.id == t.customer_key)
         unchanged = 0
+        fixed = [name for name in self.data_set.compare if name not in self.data_set.updatable]
         for row in self.connection.execute(query):
             values = row._mapping
             if all(
@@ -190,6 +206,9 @@ class Stage:
                 for name in self.data_set.compare
             ):
                 unchanged += 1
+                continue
+            if all(_same(name, values[name], values[f"stored_{name}"]) for name in fixed):
+                self._update_stored(values)
                 continue
             problems.add(
                 Problem(
@@ -206,9 +225,22 @@ class Stage:
         )
         return unchanged
 
+    def _update_stored(self, values: Any) -> None:
+        """A later version of a stored row: its updatable fields take the new values."""
+        t = self.data_set.target.c
+        self.connection.execute(
+            update(self.data_set.target)
+            .where(*(t[name] == values[name] for name in self.data_set.key))
+            .values(
+                {name: values[name] for name in self.data_set.updatable}
+                | {"source": f"{values['source_file']}:{values['line']}"}
+            )
+        )
+        self.updated += 1
+
     def _stored_columns(self) -> list[tuple[str, ColumnElement[Any]]]:
         t = self.data_set.target.c
-        if self.data_set.kind == "subscription_events":
+        if self.data_set.by_customer:
             return [
                 (n, customers.c.customer_id if n == "customer_id" else t[n])
                 for n in self.data_set.compare
@@ -244,7 +276,7 @@ class Stage:
             s.source_file + ":" + cast(s.line, String)
         )
         origin: Any = self.table
-        if kind == "subscription_events":
+        if self.data_set.by_customer:
             del values["customer_id"]
             values["customer_key"] = customers.c.id
             origin = self.table.join(customers, customers.c.customer_id == s.customer_id)

@@ -102,6 +102,23 @@ subscription_events = Table(
     Index("ix_subscription_events_currency", "currency", "occurred_at"),
 )
 
+# A ticket's closing time, priority and category may change when it is ingested again (a
+# ticket exported open and later closed); the rest may not.
+support_tickets = Table(
+    "support_tickets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", String(200), nullable=False, unique=True),
+    Column("customer_key", Integer, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger),
+    Column("priority", String(10), nullable=False),
+    Column("category", String(200)),
+    Column("ingestion_id", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Index("ix_support_tickets_customer", "customer_key", "opened_at"),
+)
+
 fx_rates = Table(
     "fx_rates",
     metadata,

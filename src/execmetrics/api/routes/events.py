@@ -23,7 +23,12 @@ from execmetrics.api.schemas import EventBatch, IngestionPage, IngestOut, KindCo
 from execmetrics.audit.chain import append
 from execmetrics.ingest.problems import RowError
 from execmetrics.ingest.readers import Row, scalar_text
-from execmetrics.ingest.rows import CUSTOMER_COLUMNS, EVENT_COLUMNS, REQUIRED_COLUMNS
+from execmetrics.ingest.rows import (
+    CUSTOMER_COLUMNS,
+    EVENT_COLUMNS,
+    REQUIRED_COLUMNS,
+    TICKET_COLUMNS,
+)
 from execmetrics.ingest.service import ingest_in_transaction, ingestion_history
 from execmetrics.metrics.cache import warm_documents
 
@@ -31,13 +36,14 @@ log = logging.getLogger("execmetrics.api")
 
 router = APIRouter(prefix="/api/v1", tags=["ingestion"], responses=PROBLEM_RESPONSES)
 
-Kind = Literal["customers", "subscription_events", "fx_rates", "marketing_spend"]
+Kind = Literal["customers", "subscription_events", "fx_rates", "marketing_spend", "support_tickets"]
 # Fields a row of each kind may have; customers also take custom attributes.
 KNOWN_FIELDS = {
     "customers": set(CUSTOMER_COLUMNS),
     "subscription_events": set(EVENT_COLUMNS),
     "fx_rates": {"date", "currency", "rate"},
     "marketing_spend": {"month", "source", "campaign", "amount_minor", "currency"},
+    "support_tickets": set(TICKET_COLUMNS),
 }
 
 
@@ -68,7 +74,8 @@ def ingest_batch(
     batch: EventBatch,
 ) -> IngestOut:
     """Validate and store a batch in one transaction: every row or none. Rows whose id is
-    already stored with the same content are counted as unchanged."""
+    already stored with the same content are counted as unchanged; a support ticket stored
+    before with another closing time, priority or category is updated."""
     result = ingest_in_transaction(
         connection, [(kind, f"{kind}.rows", _rows(kind, batch))], actor=caller.label
     )
@@ -80,6 +87,7 @@ def ingest_batch(
         "rows": len(batch.rows),
         "inserted": counts.inserted,
         "unchanged": counts.unchanged,
+        "updated": counts.updated,
         "ingestion_id": result.ingestion_id,
     }
     # Recorded in the ingestion's own transaction: both are written, or neither.
