@@ -20,8 +20,9 @@ from execmetrics.demo import (
     DemoSpec,
     write_demo,
 )
+from execmetrics.ingest.rows import TICKET_COLUMNS
 
-FILES = ("customers", "subscription_events", "fx_rates", "marketing_spend")
+FILES = ("customers", "subscription_events", "fx_rates", "marketing_spend", "support_tickets")
 PERIOD_START = datetime(2023, 1, 1, tzinfo=UTC)
 PERIOD_END = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN_FIELDS = ("plan_id", "tier", "amount_minor", "quantity", "currency", "interval")
@@ -54,6 +55,7 @@ class Demo:
         self.events = read(directory, "subscription_events")
         self.fx = read(directory, "fx_rates")
         self.spend = read(directory, "marketing_spend")
+        self.tickets = read(directory, "support_tickets")
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,7 @@ def test_headers_are_exactly_the_ingested_columns(demo: Demo) -> None:
     assert header(demo.directory, "fx_rates") == list(FX_COLUMNS) == ["date", "currency", "rate"]
     assert header(demo.directory, "marketing_spend") == list(SPEND_COLUMNS)
     assert list(SPEND_COLUMNS) == ["month", "source", "campaign", "amount_minor", "currency"]
+    assert header(demo.directory, "support_tickets") == list(TICKET_COLUMNS)
 
 
 def test_counts_returned_match_the_files(demo: Demo) -> None:
@@ -103,6 +106,7 @@ def test_counts_returned_match_the_files(demo: Demo) -> None:
     assert demo.files.subscription_events == len(demo.events)
     assert demo.files.fx_rates == len(demo.fx)
     assert demo.files.marketing_spend == len(demo.spend)
+    assert demo.files.support_tickets == len(demo.tickets)
 
 
 def test_same_spec_gives_identical_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
@@ -386,6 +390,7 @@ def test_files_pass_the_ingester_row_checks(demo: Demo) -> None:
         ("subscription_events", demo.events[:3000]),
         ("fx_rates", demo.fx[:100]),
         ("marketing_spend", demo.spend),
+        ("support_tickets", demo.tickets[:3000]),
     ):
         for row in parsed:
             rows.PARSERS[name](row)
@@ -408,3 +413,60 @@ def test_bad_specs_are_refused(tmp_path: Path, spec: DemoSpec, parameter: str) -
     with pytest.raises(ValueError, match=parameter):
         write_demo(spec, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def subscription_spans(demo: Demo) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    """Each customer's subscriptions as (started, cancelled or None)."""
+    started: dict[str, datetime] = {}
+    spans: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for event in demo.events:
+        key = event["subscription_id"]
+        if event["type"] == "start":
+            started[key] = moment(event["occurred_at"])
+        elif event["type"] == "cancel":
+            spans[event["customer_id"]].append((started.pop(key), moment(event["occurred_at"])))
+    for event in demo.events:
+        if event["type"] == "start" and event["subscription_id"] in started:
+            spans[event["customer_id"]].append((started.pop(event["subscription_id"]), None))
+    return spans
+
+
+def test_tickets_are_opened_while_a_subscription_runs_and_close_after(demo: Demo) -> None:
+    spans = subscription_spans(demo)
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [ticket["ticket_id"] for ticket in demo.tickets]
+    assert len(set(ids)) == len(ids) and ids[0] == "tkt_0000001"
+    assert 1 < len(demo.tickets) / len(demo.customers) < 6  # a few per customer in three years
+    for ticket in demo.tickets:
+        opened = moment(ticket["opened_at"])
+        assert opened < end
+        assert any(
+            start <= opened < (stop or end) for start, stop in spans[ticket["customer_id"]]
+        ), ticket
+        if ticket["closed_at"]:
+            assert opened < moment(ticket["closed_at"]) < end
+    priorities = Counter(ticket["priority"] for ticket in demo.tickets)
+    assert set(priorities) == {"low", "normal", "high", "urgent"}
+    assert priorities["normal"] > priorities["urgent"]
+    assert any(not ticket["closed_at"] for ticket in demo.tickets)  # some still open
+
+
+def test_customers_who_leave_often_file_more_urgent_tickets_first(demo: Demo) -> None:
+    spans = subscription_spans(demo)
+    left = {
+        customer: max(stop for _, stop in found if stop is not None)
+        for customer, found in spans.items()
+        if all(stop is not None for _, stop in found)
+    }
+    window = timedelta(days=75)
+    before = [t for t in demo.tickets if t["customer_id"] in left
+              and left[t["customer_id"]] - window <= moment(t["opened_at"])]  # fmt: skip
+    others = [t for t in demo.tickets if t["customer_id"] not in left]
+    # The tickets of their last 75 days are far more often high or urgent than others'.
+    urgent = {"high", "urgent"}
+    share_before = sum(t["priority"] in urgent for t in before) / len(before)
+    share_others = sum(t["priority"] in urgent for t in others) / len(others)
+    assert share_before > 1.5 * share_others
+    # Not always: many leavers file no ticket at all in their last 75 days.
+    troubled = {t["customer_id"] for t in before}
+    assert 0.2 < len(troubled) / len(left) < 0.9

@@ -569,8 +569,8 @@ def demo(
     if out is not None:
         files = _write_demo_with_progress(spec, out)
         console.print(
-            f"wrote {files.customers:,} customers and {files.subscription_events:,} "
-            f"subscription events to {out}"
+            f"wrote {files.customers:,} customers, {files.subscription_events:,} "
+            f"subscription events and {files.support_tickets:,} support tickets to {out}"
         )
         return
     engine = _engine(db)
