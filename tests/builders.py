@@ -100,9 +100,11 @@ def ingest(
     events: Iterable[Row] = (),
     fx_rates: Iterable[Row] = (),
     marketing_spend: Iterable[Row] = (),
+    tickets: Iterable[Row] = (),
 ) -> IngestResult:
-    """Ingest rows as if from customers.csv, subscription_events.csv, fx_rates.csv and
-    marketing_spend.csv; customers named by events but not given are created bare."""
+    """Ingest rows as if from customers.csv, subscription_events.csv, fx_rates.csv,
+    marketing_spend.csv and support_tickets.csv; customers named by events but not given
+    are created bare."""
     customer_rows = list(customers)
     event_rows = list(events)
     known = {row["customer_id"] for row in customer_rows}
@@ -115,6 +117,7 @@ def ingest(
         ("subscription_events", "subscription_events.csv", numbered(event_rows)),
         ("fx_rates", "fx_rates.csv", numbered(fx_rates)),
         ("marketing_spend", "marketing_spend.csv", numbered(marketing_spend)),
+        ("support_tickets", "support_tickets.csv", numbered(tickets)),
     ]
     return ingest_sources(engine, [s for s in sources if s[2]])  # type: ignore[misc]
 

@@ -552,6 +552,41 @@ def segments(
 
 
 @app.command()
+def quality(
+    freshness: Annotated[
+        str,
+        typer.Option("--freshness", help="How old the newest row may be, e.g. 2d or 36h."),
+    ] = "2d",
+    output: TableOrJson = "table",
+    db: DbOption = None,
+) -> None:
+    """Data quality scores from 0 to 100, per check, dataset and overall (docs/quality.md)."""
+    from execmetrics.analytics.quality import quality_document, quality_report
+
+    _check_choice(output, ("table", "json"), "--format")
+    try:
+        limit = parse_duration(freshness)
+    except ValueError as error:
+        raise _fail(f"--freshness: {error}") from None
+    with _engine(db).connect() as connection:
+        document = quality_document(quality_report(connection, now_micros(), limit))
+    if output == "json":
+        _print_json(document)
+        return
+    shown = Table(title=f"Data quality: {document['overall']} overall", box=box.SIMPLE_HEAVY)
+    for column in ("dataset", "dimension", "check", "score", "failing", "of", "examples"):
+        shown.add_column(
+            column, justify="right" if column in ("score", "failing", "of") else "left"
+        )
+    for check in document["checks"]:
+        shown.add_row(
+            check["dataset"], check["dimension"], check["check"], str(check["score"]),
+            str(check["failing"]), str(check["total"]), ", ".join(check["examples"]),
+        )  # fmt: skip
+    console.print(shown)
+
+
+@app.command()
 def demo(
     customers_count: Annotated[int, typer.Option("--customers", min=1)] = 5000,
     months: Annotated[int, typer.Option("--months", min=1)] = 36,

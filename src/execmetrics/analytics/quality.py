@@ -1,0 +1,276 @@
+"""Data quality scores from 0 to 100: per check, per dataset and dimension, per dataset and
+overall, with the failing rows of each check (docs/quality.md).
+
+A check counts the rows it looks at and those that fail it; its score is the share that
+pass. Timeliness is graded instead: 100 while the newest row is within the freshness limit,
+falling to 0 at twice the limit. A dimension's score is the mean of its checks, a dataset's
+the mean of its dimensions, the overall score the mean of the datasets. A check with nothing
+to look at (no tickets yet) is left out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from execmetrics.store.tables import (
+    customers,
+    mrr_movements,
+    subscription_events,
+    subscription_mrr_spans,
+    support_tickets,
+)
+from execmetrics.timeutil import format_micros
+
+DIMENSIONS = ("completeness", "validity", "consistency", "timeliness")
+DEFAULT_FRESHNESS_US = 2 * 86_400 * 1_000_000
+# An amount more than this many times its plan's median (or less than its inverse) is out of
+# its plan's norm.
+AMOUNT_FACTOR = 10
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    dataset: str
+    dimension: str
+    name: str
+    description: str
+    total: int
+    failing: int
+    score: float
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    overall: float | None
+    datasets: dict[str, dict[str, Any]]  # dataset: {"score", "dimensions": {dimension: score}}
+    checks: list[Check]
+
+
+def quality_report(
+    connection: Connection, now_us: int, freshness_us: int = DEFAULT_FRESHNESS_US
+) -> QualityReport:
+    checks = [
+        found
+        for run in _CHECKS
+        for found in run(connection, now_us, freshness_us)
+        if found.total > 0
+    ]
+    return _scored(checks)
+
+
+def _scored(checks: list[Check]) -> QualityReport:
+    by_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for check in checks:
+        by_dataset[check.dataset][check.dimension].append(check.score)
+    datasets: dict[str, dict[str, Any]] = {}
+    for dataset, dimensions in by_dataset.items():
+        scores = {dim: statistics.fmean(values) for dim, values in dimensions.items()}
+        datasets[dataset] = {"score": statistics.fmean(scores.values()), "dimensions": scores}
+    overall = statistics.fmean(d["score"] for d in datasets.values()) if datasets else None
+    return QualityReport(overall, datasets, checks)
+
+
+def _share_check(
+    dataset: str, dimension: str, name: str, description: str, total: int,
+    failing_examples: list[str], failing: int | None = None,
+) -> Check:  # fmt: skip
+    failed = len(failing_examples) if failing is None else failing
+    score = 100.0 * (total - failed) / total if total else 100.0
+    return Check(dataset, dimension, name, description, total, failed, score,
+                 failing_examples[:EXAMPLES])  # fmt: skip
+
+
+def _count(connection: Connection, query: Any) -> int:
+    return int(connection.execute(query).scalar_one() or 0)
+
+
+def _customer_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
+    c = customers.c
+    total = _count(connection, select(func.count()).select_from(customers))
+    for column, label in ((c.segment, "segment"), (c.country, "country"),
+                          (c.acquisition_source, "acquisition_source")):  # fmt: skip
+        missing = (
+            connection.execute(
+                select(c.customer_id).where(column.is_(None)).order_by(c.customer_id)
+            )
+            .scalars()
+            .all()
+        )
+        yield _share_check(
+            "customers", "completeness", f"{label} given",
+            f"customers whose optional {label} is filled in", total, list(missing),
+        )  # fmt: skip
+
+
+def _event_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
+    e = subscription_events.c
+    priced = connection.execute(
+        select(e.event_id, e.plan_id, e.currency, e.interval, e.interval_count, e.amount_minor,
+               e.quantity, e.tier)
+        .where(e.type.in_(("start", "change")))
+        .order_by(e.event_id)
+    ).all()  # fmt: skip
+    yield _share_check(
+        "subscription_events", "completeness", "tier given",
+        "starts and changes whose optional tier is filled in", len(priced),
+        [row.event_id for row in priced if row.tier is None],
+    )  # fmt: skip
+    yield _share_check(
+        "subscription_events", "validity", "amount within its plan's norm",
+        f"starts and changes whose price per unit is within {AMOUNT_FACTOR} times the median "
+        "of its plan, currency and billing interval", len(priced), _odd_amounts(priced),
+    )  # fmt: skip
+    total = _count(connection, select(func.count()).select_from(subscription_events))
+    future = (
+        connection.execute(select(e.event_id).where(e.occurred_at > now_us).order_by(e.event_id))
+        .scalars()
+        .all()
+    )
+    yield _share_check(
+        "subscription_events", "validity", "not in the future",
+        f"events that occurred by {format_micros(now_us)}", total, list(future),
+    )  # fmt: skip
+    newest = connection.execute(
+        select(func.max(e.occurred_at)).where(e.occurred_at <= now_us)
+    ).scalar()
+    if newest is not None:
+        yield _freshness("subscription_events", "the newest event", newest, now_us, freshness_us)
+
+
+def _odd_amounts(rows: Sequence[Any]) -> list[str]:
+    per_unit: dict[tuple[Any, ...], list[tuple[str, float]]] = defaultdict(list)
+    for row in rows:
+        key = (row.plan_id, row.currency, row.interval, row.interval_count)
+        per_unit[key].append((row.event_id, row.amount_minor / max(row.quantity or 1, 1)))
+    odd = []
+    for found in per_unit.values():
+        median = statistics.median(amount for _, amount in found)
+        for event_id, amount in found:
+            if median > 0 and not median / AMOUNT_FACTOR <= amount <= median * AMOUNT_FACTOR:
+                odd.append(event_id)
+    return sorted(odd)
+
+
+def _ticket_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
+    t = support_tickets.c
+    total = _count(connection, select(func.count()).select_from(support_tickets))
+    uncategorised = (
+        connection.execute(select(t.ticket_id).where(t.category.is_(None)).order_by(t.ticket_id))
+        .scalars()
+        .all()
+    )
+    yield _share_check(
+        "support_tickets", "completeness", "category given",
+        "tickets whose optional category is filled in", total, list(uncategorised),
+    )  # fmt: skip
+    backwards = (
+        connection.execute(
+            select(t.ticket_id).where(t.closed_at < t.opened_at).order_by(t.ticket_id)
+        )
+        .scalars()
+        .all()
+    )
+    yield _share_check(
+        "support_tickets", "validity", "closed after opened",
+        "tickets closed no earlier than they were opened", total, list(backwards),
+    )  # fmt: skip
+    newest = connection.execute(select(func.max(t.opened_at))).scalar()
+    if newest is not None:
+        yield _freshness("support_tickets", "the newest ticket", newest, now_us, freshness_us)
+
+
+def _ledger_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
+    """The movement ledger against itself and against the subscriptions' MRR spans."""
+    m, s, c = mrr_movements.c, subscription_mrr_spans.c, customers.c
+    previous = func.lag(m.mrr_after, 1, 0).over(partition_by=m.customer_key, order_by=m.occurred_at)
+    chain = select(m.customer_key, m.mrr_before, previous.label("previous")).subquery()
+    broken = set(
+        connection.execute(
+            select(chain.c.customer_key).where(chain.c.mrr_before != chain.c.previous).distinct()
+        ).scalars()
+    )
+    last_at = (
+        select(m.customer_key, func.max(m.occurred_at).label("at"))
+        .where(m.occurred_at <= now_us)
+        .group_by(m.customer_key)
+        .subquery()
+    )
+    by_movements = dict(
+        connection.execute(
+            select(m.customer_key, m.mrr_after).join(
+                last_at,
+                (last_at.c.customer_key == m.customer_key) & (last_at.c.at == m.occurred_at),
+            )
+        ).all()
+    )
+    in_effect = (s.valid_from <= now_us) & (s.valid_to.is_(None) | (s.valid_to > now_us))
+    by_spans = dict(
+        connection.execute(
+            select(s.customer_key, func.sum(s.mrr)).where(in_effect).group_by(s.customer_key)
+        ).all()
+    )
+    keys = sorted(set(by_movements) | set(by_spans))
+    names = dict(connection.execute(select(c.id, c.customer_id)).all())
+    yield _share_check(
+        "ledger", "consistency", "movements chain",
+        "customers whose every movement starts from the MRR the one before left",
+        len(set(by_movements) | broken), sorted(names.get(k, str(k)) for k in broken),
+    )  # fmt: skip
+    mismatched = [k for k in keys if int(by_movements.get(k, 0)) != int(by_spans.get(k, 0) or 0)]
+    yield _share_check(
+        "ledger", "consistency", "MRR agrees with the subscriptions",
+        f"customers whose MRR at {format_micros(now_us)} by their movements equals the sum of "
+        "their subscriptions' MRR in effect, so MRR and paying customers agree", len(keys),
+        sorted(names.get(k, str(k)) for k in mismatched),
+    )  # fmt: skip
+
+
+def _freshness(dataset: str, what: str, newest_us: int, now_us: int, limit_us: int) -> Check:
+    age = max(0, now_us - newest_us)
+    score = 100.0 if age <= limit_us else max(0.0, 100.0 * (2 - age / limit_us))
+    days = age / 86_400_000_000
+    return Check(
+        dataset, "timeliness", "fresh",
+        f"{what} ({format_micros(newest_us)}) is {days:.1f} days old; the limit is "
+        f"{limit_us / 86_400_000_000:g} days", 1, 0 if age <= limit_us else 1, score,
+    )  # fmt: skip
+
+
+_CHECKS: tuple[Callable[[Connection, int, int], Iterable[Check]], ...] = (
+    _customer_checks,
+    _event_checks,
+    _ticket_checks,
+    _ledger_checks,
+)
+
+
+def quality_document(report: QualityReport) -> dict[str, Any]:
+    def figure(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    return {
+        "overall": figure(report.overall),
+        "datasets": {
+            name: {
+                "score": figure(found["score"]),
+                "dimensions": {dim: figure(v) for dim, v in found["dimensions"].items()},
+            }
+            for name, found in report.datasets.items()
+        },
+        "checks": [
+            {
+                "dataset": check.dataset, "dimension": check.dimension, "check": check.name,
+                "description": check.description, "score": figure(check.score),
+                "total": check.total, "failing": check.failing, "examples": check.examples,
+            }
+            for check in report.checks
+        ],
+    }  # fmt: skip
