@@ -37,7 +37,10 @@ from execmetrics.store.tables import (
 )
 
 APP_ROLE = "execmetrics_app"
-PROTECTED = (customers, subscription_events, customer_ledger, mrr_movements, subscription_mrr_spans)
+PROTECTED = (
+    customers, subscription_events, customer_ledger, mrr_movements, subscription_mrr_spans,
+    support_tickets,
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -258,25 +261,14 @@ def test_in_app_notifications_are_each_users_own(
         assert len(list_inbox(connection, owner)) == 1
 
 
-def test_support_tickets_are_customer_data(app_engine: Engine, demo_postgres: Engine) -> None:
-    with demo_postgres.begin() as connection:
-        key = connection.execute(select(func.min(customers.c.id))).scalar_one()
-        connection.execute(
-            support_tickets.insert().values(
-                ticket_id="t1", customer_key=key, opened_at=0, priority="high",
-                ingestion_id=1, source="tickets.csv:2",
-            )
-        )  # fmt: skip
-    counted = select(func.count()).select_from(support_tickets)
-    for role, expected in [(None, 0), (Role.VIEWER, 0), (Role.ANALYST, 1), (Role.ADMIN, 1)]:
-        with app_engine.begin() as connection:
-            if role is not None:
-                set_database_role(connection, role)
-            assert connection.execute(counted).scalar_one() == expected, role
+def test_only_writers_may_change_support_tickets(app_engine: Engine, demo_postgres: Engine) -> None:
+    with demo_postgres.connect() as connection:
+        tickets = connection.execute(select(func.count()).select_from(support_tickets)).scalar_one()
+    assert tickets > 0  # the demo company's
     closing = support_tickets.update().values(closed_at=1)
     with app_engine.begin() as connection:
         set_database_role(connection, Role.ANALYST)
         assert connection.execute(closing).rowcount == 0
     with app_engine.begin() as connection:
         set_database_role(connection, Role.EXECUTIVE)
-        assert connection.execute(closing).rowcount == 1
+        assert connection.execute(closing).rowcount == tickets
