@@ -172,3 +172,13 @@ def test_the_ledger_is_read_once_per_data_version(
         january = metrics_document(cache, connection, date(2025, 1, 1), date(2025, 1, 1))
     assert len(reads) == 2
     assert json.loads(january)["rows"][0]["mrr_end"] == 1500
+
+
+def test_a_new_document_format_never_reads_an_old_cached_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from execmetrics.metrics import cache
+
+    before = cache.cache_key("cohorts", "7.abc", interval="month")
+    monkeypatch.setattr(cache, "DOCUMENT_FORMAT", cache.DOCUMENT_FORMAT + 1)
+    assert cache.cache_key("cohorts", "7.abc", interval="month") != before

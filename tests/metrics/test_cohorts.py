@@ -25,6 +25,7 @@ COHORT_KEYS = {
     "mrr",
     "new_mrr",
     "revenue_retention",
+    "ltv",
 }
 
 
@@ -57,22 +58,24 @@ def as_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             r["mrr"],
             r["new_mrr"],
             r["revenue_retention"],
+            r["ltv"],
         )
         for r in rows
     ]
 
 
+# ltv: the cohort's month-end MRR so far per cohort customer (15000 / 2, then + 15000 / 2, ...).
 EXPECTED = [
-    ("2024-01", 0, 2, 2, D("1"), 15000, 15000, D("1")),
-    ("2024-01", 1, 2, 2, D("1"), 15000, 15000, D("1")),
-    ("2024-01", 2, 2, 1, D("0.5"), 20000, 15000, D("1.333333")),
-    ("2024-01", 3, 2, 2, D("1"), 26000, 15000, D("1.733333")),
-    ("2024-02", 0, 2, 2, D("1"), 11000, 11000, D("1")),
-    ("2024-02", 1, 2, 2, D("1"), 11000, 11000, D("1")),
-    ("2024-02", 2, 2, 2, D("1"), 9000, 11000, D("0.818182")),
-    ("2024-03", 0, 0, 0, None, 0, 0, None),
-    ("2024-03", 1, 0, 0, None, 0, 0, None),
-    ("2024-04", 0, 0, 0, None, 0, 0, None),
+    ("2024-01", 0, 2, 2, D("1"), 15000, 15000, D("1"), 7500),
+    ("2024-01", 1, 2, 2, D("1"), 15000, 15000, D("1"), 15000),
+    ("2024-01", 2, 2, 1, D("0.5"), 20000, 15000, D("1.333333"), 25000),
+    ("2024-01", 3, 2, 2, D("1"), 26000, 15000, D("1.733333"), 38000),
+    ("2024-02", 0, 2, 2, D("1"), 11000, 11000, D("1"), 5500),
+    ("2024-02", 1, 2, 2, D("1"), 11000, 11000, D("1"), 11000),
+    ("2024-02", 2, 2, 2, D("1"), 9000, 11000, D("0.818182"), 15500),
+    ("2024-03", 0, 0, 0, None, 0, 0, None, None),
+    ("2024-03", 1, 0, 0, None, 0, 0, None, None),
+    ("2024-04", 0, 0, 0, None, 0, 0, None, None),
 ]
 
 
@@ -143,3 +146,13 @@ def test_cohorts_json_through_the_cli(tmp_path: Path) -> None:
         for row in as_tuples(document["rows"])
     ]
     assert decoded == EXPECTED
+
+
+def test_quarterly_ltv_counts_three_months_per_quarter(engine: Engine) -> None:
+    ingest(engine, events=cohort_events())
+    rows = cohorts(engine, "2024-Q1", "2024-Q2", interval="quarter")
+    first = [
+        (r["offset"], r["customers"], r["mrr"], r["ltv"]) for r in rows if r["cohort"] == "2024-Q1"
+    ]
+    # a 20000, b gone, c 8000, d 3000 at the end of Q1; b back at 6000, d at 1000 by June.
+    assert first == [(0, 4, 31000, 31000 * 3 // 4), (1, 4, 35000, (31000 + 35000) * 3 // 4)]

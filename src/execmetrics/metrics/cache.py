@@ -60,8 +60,15 @@ def data_version(connection: Connection) -> str:
     return f"{newest or 0}.{digest}"
 
 
+# Raised whenever a document gains or loses a field, so that a server of the new code never
+# serves a document cached by the old one for the same data.
+DOCUMENT_FORMAT = 2
+
+
 def cache_key(kind: str, version: str, **parameters: object) -> str:
-    return f"{kind}:{version}:" + json.dumps(parameters, sort_keys=True, default=str)
+    return f"{kind}:f{DOCUMENT_FORMAT}:{version}:" + json.dumps(
+        parameters, sort_keys=True, default=str
+    )
 
 
 class DocumentCache:

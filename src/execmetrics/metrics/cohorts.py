@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, case, func, select
 from execmetrics.metrics.periods import periods_between, time_zone
 from execmetrics.metrics.queries import slot_of
 from execmetrics.metrics.service import MetricsReport, as_decimal, rate
+from execmetrics.money import round_half_up
 from execmetrics.settings_store import reporting_currency
 from execmetrics.store.tables import customer_ledger, mrr_movements
 
@@ -23,7 +25,11 @@ COHORT_FIELDS = (
     "mrr",
     "new_mrr",
     "revenue_retention",
+    "ltv",
 )
+# How many months' revenue a period's MRR stands for: a year is 52 weeks.
+MONTHS_PER_PERIOD = {"week": Fraction(12, 52), "month": Fraction(1), "quarter": Fraction(3),
+                     "year": Fraction(12)}  # fmt: skip
 
 
 def compute_cohorts(
@@ -63,10 +69,12 @@ def compute_cohorts(
         size = sum(cell[3] for cell in by_period.values())
         new_mrr = sum(cell[2] for cell in by_period.values())
         mrr = retained = 0
+        earned = Fraction(0)  # the cohort's MRR so far, times the months each period stands for
         for offset, period_index in enumerate(range(index, len(periods))):
             delta, paying_change, _, _ = by_period.get(period_index, (0, 0, 0, 0))
             mrr += delta
             retained += paying_change
+            earned += mrr * MONTHS_PER_PERIOD[interval]
             rows.append(
                 {
                     "cohort": cohort_period.label,
@@ -77,6 +85,7 @@ def compute_cohorts(
                     "mrr": mrr,
                     "new_mrr": new_mrr,
                     "revenue_retention": as_decimal(rate(mrr, new_mrr)),
+                    "ltv": round_half_up(earned / size) if size else None,
                 }
             )
     return MetricsReport(reporting_currency(connection), tz, interval, rows)
