@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from execmetrics.store.bulk import chunked
 from execmetrics.store.tables import (
     customers,
     mrr_movements,
@@ -33,6 +34,7 @@ DEFAULT_FRESHNESS_US = 2 * 86_400 * 1_000_000
 # its plan's norm.
 AMOUNT_FACTOR = 10
 EXAMPLES = 5
+LOOKUP_CHUNK = 500  # keys per IN list
 
 
 @dataclass(frozen=True)
@@ -92,21 +94,23 @@ def _count(connection: Connection, query: Any) -> int:
     return int(connection.execute(query).scalar_one() or 0)
 
 
+def _failing(connection: Connection, row_id: Any, condition: Any) -> tuple[int, list[str]]:
+    """How many rows meet `condition`, and the first EXAMPLES of their ids: counted by the
+    database, not read out."""
+    count = _count(connection, select(func.count()).where(condition))
+    first = connection.execute(select(row_id).where(condition).order_by(row_id).limit(EXAMPLES))
+    return count, list(first.scalars())
+
+
 def _customer_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
     c = customers.c
     total = _count(connection, select(func.count()).select_from(customers))
     for column, label in ((c.segment, "segment"), (c.country, "country"),
                           (c.acquisition_source, "acquisition_source")):  # fmt: skip
-        missing = (
-            connection.execute(
-                select(c.customer_id).where(column.is_(None)).order_by(c.customer_id)
-            )
-            .scalars()
-            .all()
-        )
+        count, examples = _failing(connection, c.customer_id, column.is_(None))
         yield _share_check(
             "customers", "completeness", f"{label} given",
-            f"customers whose optional {label} is filled in", total, list(missing),
+            f"customers whose optional {label} is filled in", total, examples, count,
         )  # fmt: skip
 
 
@@ -129,14 +133,10 @@ def _event_checks(connection: Connection, now_us: int, freshness_us: int) -> Ite
         "of its plan, currency and billing interval", len(priced), _odd_amounts(priced),
     )  # fmt: skip
     total = _count(connection, select(func.count()).select_from(subscription_events))
-    future = (
-        connection.execute(select(e.event_id).where(e.occurred_at > now_us).order_by(e.event_id))
-        .scalars()
-        .all()
-    )
+    count, examples = _failing(connection, e.event_id, e.occurred_at > now_us)
     yield _share_check(
         "subscription_events", "validity", "not in the future",
-        f"events that occurred by {format_micros(now_us)}", total, list(future),
+        f"events that occurred by {format_micros(now_us)}", total, examples, count,
     )  # fmt: skip
     newest = connection.execute(
         select(func.max(e.occurred_at)).where(e.occurred_at <= now_us)
@@ -162,25 +162,15 @@ def _odd_amounts(rows: Sequence[Any]) -> list[str]:
 def _ticket_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
     t = support_tickets.c
     total = _count(connection, select(func.count()).select_from(support_tickets))
-    uncategorised = (
-        connection.execute(select(t.ticket_id).where(t.category.is_(None)).order_by(t.ticket_id))
-        .scalars()
-        .all()
-    )
+    count, examples = _failing(connection, t.ticket_id, t.category.is_(None))
     yield _share_check(
         "support_tickets", "completeness", "category given",
-        "tickets whose optional category is filled in", total, list(uncategorised),
+        "tickets whose optional category is filled in", total, examples, count,
     )  # fmt: skip
-    backwards = (
-        connection.execute(
-            select(t.ticket_id).where(t.closed_at < t.opened_at).order_by(t.ticket_id)
-        )
-        .scalars()
-        .all()
-    )
+    count, examples = _failing(connection, t.ticket_id, t.closed_at < t.opened_at)
     yield _share_check(
         "support_tickets", "validity", "closed after opened",
-        "tickets closed no earlier than they were opened", total, list(backwards),
+        "tickets closed no earlier than they were opened", total, examples, count,
     )  # fmt: skip
     newest = connection.execute(select(func.max(t.opened_at))).scalar()
     if newest is not None:
@@ -189,7 +179,7 @@ def _ticket_checks(connection: Connection, now_us: int, freshness_us: int) -> It
 
 def _ledger_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
     """The movement ledger against itself and against the subscriptions' MRR spans."""
-    m, s, c = mrr_movements.c, subscription_mrr_spans.c, customers.c
+    m, s = mrr_movements.c, subscription_mrr_spans.c
     previous = func.lag(m.mrr_after, 1, 0).over(partition_by=m.customer_key, order_by=m.occurred_at)
     chain = select(m.customer_key, m.mrr_before, previous.label("previous")).subquery()
     broken = set(
@@ -218,19 +208,27 @@ def _ledger_checks(connection: Connection, now_us: int, freshness_us: int) -> It
         ).all()
     )
     keys = sorted(set(by_movements) | set(by_spans))
-    names = dict(connection.execute(select(c.id, c.customer_id)).all())
     yield _share_check(
         "ledger", "consistency", "movements chain",
         "customers whose every movement starts from the MRR the one before left",
-        len(set(by_movements) | broken), sorted(names.get(k, str(k)) for k in broken),
+        len(set(by_movements) | broken), _customer_ids(connection, broken),
     )  # fmt: skip
     mismatched = [k for k in keys if int(by_movements.get(k, 0)) != int(by_spans.get(k, 0) or 0)]
     yield _share_check(
         "ledger", "consistency", "MRR agrees with the subscriptions",
         f"customers whose MRR at {format_micros(now_us)} by their movements equals the sum of "
         "their subscriptions' MRR in effect, so MRR and paying customers agree", len(keys),
-        sorted(names.get(k, str(k)) for k in mismatched),
+        _customer_ids(connection, mismatched),
     )  # fmt: skip
+
+
+def _customer_ids(connection: Connection, keys: Iterable[int]) -> list[str]:
+    """The customer ids of the failing customer keys, in order: only theirs are read."""
+    c = customers.c
+    found: list[str] = []
+    for chunk in chunked(sorted(keys), LOOKUP_CHUNK):
+        found += connection.execute(select(c.customer_id).where(c.id.in_(chunk))).scalars()
+    return sorted(found)
 
 
 def _freshness(dataset: str, what: str, newest_us: int, now_us: int, limit_us: int) -> Check:
