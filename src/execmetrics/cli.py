@@ -162,12 +162,22 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
     db: DbOption = None,
     output: FormatOption = "table",
+    keep_activity_rows: Annotated[
+        bool,
+        typer.Option(
+            "--keep-activity-rows",
+            help="Keep each activity event's row, not only the daily counts "
+            "(also EXECMETRICS_KEEP_ACTIVITY_ROWS).",
+        ),
+    ] = False,
 ) -> None:
-    """Ingest customers, subscription events, fx rates and marketing spend (all or nothing)."""
+    """Ingest customers, subscription events, fx rates, marketing spend, support tickets and
+    activity events (all or nothing)."""
     _check_choice(output, ("table", "json"), "--format")
     engine = _engine(db)
+    keep_rows = keep_activity_rows or get_settings().keep_activity_rows
     try:
-        result = _ingest_with_progress(engine, paths, quiet=output == "json")
+        result = _ingest_with_progress(engine, paths, output == "json", keep_rows)
     except IngestError as error:
         if output == "json":
             payload = {
@@ -210,7 +220,9 @@ def _print_problems(error: IngestError) -> None:
     sys.stderr.write(f"Nothing was ingested: {error.total} problem(s)\n{error.summary()}\n")
 
 
-def _ingest_with_progress(engine: Engine, paths: list[Path], quiet: bool) -> IngestResult:
+def _ingest_with_progress(
+    engine: Engine, paths: list[Path], quiet: bool, keep_activity_rows: bool = False
+) -> IngestResult:
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -239,7 +251,10 @@ def _ingest_with_progress(engine: Engine, paths: list[Path], quiet: bool) -> Ing
             bar.advance(tasks["ledger"], count)
 
         return ingest_files(
-            engine, paths, progress=IngestProgress(on_file, on_rows, on_ledger_start, on_ledger)
+            engine,
+            paths,
+            progress=IngestProgress(on_file, on_rows, on_ledger_start, on_ledger),
+            keep_activity_rows=keep_activity_rows,
         )
 
 
@@ -605,7 +620,8 @@ def demo(
         files = _write_demo_with_progress(spec, out)
         console.print(
             f"wrote {files.customers:,} customers, {files.subscription_events:,} "
-            f"subscription events and {files.support_tickets:,} support tickets to {out}"
+            f"subscription events, {files.support_tickets:,} support tickets and "
+            f"{files.activity_events:,} activity events to {out}"
         )
         return
     engine = _engine(db)

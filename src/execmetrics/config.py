@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     trusted_proxies: str = "127.0.0.1"
 
+    # Keep every activity event's row, not only the daily counts (docs/data-format.md).
+    keep_activity_rows: bool = False
+
     # Alerting and notifications (docs/alerts.md, docs/notifications.md).
     public_url: str = "http://127.0.0.1:8000"
     time_zone: str = "UTC"

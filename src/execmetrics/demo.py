@@ -1,8 +1,8 @@
 """Synthetic demo data: a UK SaaS company selling subscription plans to wedding suppliers.
 
 `write_demo` writes customers.csv, subscription_events.csv, fx_rates.csv,
-marketing_spend.csv and support_tickets.csv (demo_tickets.py) in the format the ingester
-reads. Each customer is simulated from its
+marketing_spend.csv, support_tickets.csv (demo_tickets.py) and activity_events.csv
+(demo_activity.py) in the format the ingester reads. Each customer is simulated from its
 own RNG (seeded with the spec's seed and the customer number), so the output depends only
 on the spec and customers are written one at a time: memory stays bounded however many
 customers are asked for.
@@ -23,9 +23,10 @@ from decimal import Decimal
 from itertools import accumulate
 from pathlib import Path
 
+from execmetrics.demo_activity import customer_activity
 from execmetrics.demo_tickets import customer_tickets
+from execmetrics.ingest.rows import ACTIVITY_COLUMNS, EVENT_COLUMNS, TICKET_COLUMNS
 from execmetrics.ingest.rows import CUSTOMER_COLUMNS as INGEST_CUSTOMER_COLUMNS
-from execmetrics.ingest.rows import EVENT_COLUMNS, TICKET_COLUMNS
 
 # The demo writes the ingest format: the ingester's columns, and one custom attribute.
 CUSTOMER_COLUMNS = (*INGEST_CUSTOMER_COLUMNS, "business_type")
@@ -212,12 +213,13 @@ class DemoFiles:
     fx_rates: int
     marketing_spend: int
     support_tickets: int
+    activity_events: int
 
 
 def write_demo(
     spec: DemoSpec, directory: Path, progress: Callable[[int], None] | None = None
 ) -> DemoFiles:
-    """Writes the five CSV files into directory (created if needed).
+    """Writes the six CSV files into directory (created if needed).
 
     progress, when given, is called with the number of customers written since its last
     call, every 1000 customers and once at the end for the rest.
@@ -228,7 +230,7 @@ def write_demo(
     spend_rows = world.spend_rows()
     _write_csv(directory / "fx_rates.csv", FX_COLUMNS, fx_rows)
     _write_csv(directory / "marketing_spend.csv", SPEND_COLUMNS, spend_rows)
-    events, tickets = _write_customers(world, directory, progress)
+    events, tickets, activity = _write_customers(world, directory, progress)
     return DemoFiles(
         directory=directory,
         customers=spec.customers,
@@ -236,6 +238,7 @@ def write_demo(
         fx_rates=len(fx_rows),
         marketing_spend=len(spend_rows),
         support_tickets=tickets,
+        activity_events=activity,
     )
 
 
@@ -248,15 +251,17 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[list[str]]) -> Non
 
 def _write_customers(
     world: _World, directory: Path, progress: Callable[[int], None] | None
-) -> tuple[int, int]:
-    """Customers, their events and their tickets; the numbers of events and tickets."""
-    events = tickets = 0
+) -> tuple[int, int, int]:
+    """Customers, their events, tickets and activity; the numbers of events, tickets and
+    activity events."""
+    events = tickets = activity = 0
     pending = 0
     event_width = max(7, len(str(world.customers * 10)))
     with (
         (directory / "customers.csv").open("w", encoding="utf-8", newline="") as customers,
         (directory / "subscription_events.csv").open("w", encoding="utf-8", newline="") as subs,
         (directory / "support_tickets.csv").open("w", encoding="utf-8", newline="") as support,
+        (directory / "activity_events.csv").open("w", encoding="utf-8", newline="") as uses,
     ):
         customer_writer = csv.writer(customers)
         event_writer = csv.writer(subs)
@@ -264,6 +269,9 @@ def _write_customers(
         customer_writer.writerow(CUSTOMER_COLUMNS)
         event_writer.writerow(EVENT_COLUMNS)
         ticket_writer.writerow(TICKET_COLUMNS)
+        activity_writer = csv.writer(uses)
+        activity_writer.writerow(ACTIVITY_COLUMNS)
+        activity_width = event_width + 2
         for number, month, slot, in_month in _signup_slots(world.signups):
             customer, rows = world.customer(number, month, slot, in_month)
             customer_writer.writerow(customer)
@@ -276,13 +284,18 @@ def _write_customers(
                 tickets += 1
                 ticket[0] = f"tkt_{tickets:0{event_width}d}"
             ticket_writer.writerows(opened)
+            used = customer_activity(world.seed, customer[0], rows, world.end, world.stamp)
+            for use in used:
+                activity += 1
+                use[0] = f"act_{activity:0{activity_width}d}"
+            activity_writer.writerows(used)
             pending += 1
             if progress is not None and pending == _PROGRESS_EVERY:
                 progress(pending)
                 pending = 0
     if progress is not None and pending:
         progress(pending)
-    return events, tickets
+    return events, tickets, activity
 
 
 def _first_month(spec: DemoSpec) -> tuple[int, int]:

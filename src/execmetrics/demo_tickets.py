@@ -44,7 +44,7 @@ def customer_tickets(
     """The customer's tickets as CSV rows without their ids (the first column, left
     empty): opened while a subscription ran, up to `period_end`."""
     rng = random.Random(f"{seed}:tickets:{customer_id}")
-    spans, left_at = _active_spans(events, period_end)
+    spans, left_at = active_spans(events, period_end)
     troubled = left_at is not None and rng.random() < _TROUBLED_SHARE
     trouble_from = None if left_at is None or not troubled else left_at - _TROUBLE_DAYS * _DAY
     rows: list[list[str]] = []
@@ -64,7 +64,7 @@ def customer_tickets(
     return rows
 
 
-def _active_spans(
+def active_spans(
     events: Sequence[Sequence[str]], period_end: int
 ) -> tuple[list[_Span], int | None]:
     """When each subscription ran, with its tier; and when the customer left for good (its

@@ -9,7 +9,13 @@ from tests.api.conftest import TokenFor, bearer
 
 from execmetrics.accounts.roles import Role
 from execmetrics.audit.chain import verify
-from execmetrics.store.tables import audit_log, customers, mrr_movements, subscription_events
+from execmetrics.store.tables import (
+    activity_daily,
+    audit_log,
+    customers,
+    mrr_movements,
+    subscription_events,
+)
 
 CUSTOMERS = [
     {"customer_id": "c1", "name": "Rose & Thorn Florists", "country": "GB", "employees": 4},
@@ -114,3 +120,37 @@ def test_an_ingestion_and_its_audit_record_are_written_together(
     ]
     assert records[0].parameters["inserted"] == 2
     assert count(engine, customers) == 2
+
+
+def test_activity_batches_add_to_the_daily_counts_and_bad_rows_are_named(
+    engine: Engine, client: TestClient, token_for: TokenFor
+) -> None:
+    headers = bearer(token_for(Role.EXECUTIVE))
+    client.post("/api/v1/events/customers", json={"rows": CUSTOMERS}, headers=headers)
+    rows = [
+        {"event_id": "a1", "customer_id": "c1", "occurred_at": "2025-03-01T10:00:00Z",
+         "type": "login"},
+        {"event_id": "a2", "customer_id": "c1", "occurred_at": "2025-03-01T11:00:00Z",
+         "type": "gallery_upload", "quantity": 12},
+    ]  # fmt: skip
+    first = client.post("/api/v1/events/activity_events", json={"rows": rows}, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["counts"]["activity_events"] == {
+        "received": 2, "inserted": 2, "unchanged": 0, "updated": 0,
+    }  # fmt: skip
+    again = client.post("/api/v1/events/activity_events", json={"rows": rows}, headers=headers)
+    assert again.json()["counts"]["activity_events"]["unchanged"] == 2
+    with engine.connect() as connection:
+        totals = connection.execute(
+            select(func.sum(activity_daily.c.events), func.sum(activity_daily.c.quantity))
+        ).one()
+    assert tuple(totals) == (2, 13)
+    bad = client.post(
+        "/api/v1/events/activity_events",
+        json={"rows": [dict(rows[0], event_id="a3", customer_id="c9")]},
+        headers=headers,
+    )
+    assert bad.status_code == 422
+    [problem] = bad.json()["problems"]
+    assert (problem["line"], problem["column"]) == (1, "customer_id")
+    assert problem["reason"] == "unknown customer 'c9'"

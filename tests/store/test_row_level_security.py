@@ -25,6 +25,9 @@ from execmetrics.kpi.service import apply_kpis, current_kpis
 from execmetrics.store.database import make_engine
 from execmetrics.store.roles import as_role
 from execmetrics.store.tables import (
+    activity_daily,
+    activity_event_ids,
+    activity_types,
     audit_log,
     customer_ledger,
     customers,
@@ -39,7 +42,7 @@ from execmetrics.store.tables import (
 APP_ROLE = "execmetrics_app"
 PROTECTED = (
     customers, subscription_events, customer_ledger, mrr_movements, subscription_mrr_spans,
-    support_tickets,
+    support_tickets, activity_types, activity_daily, activity_event_ids,
 )  # fmt: skip
 
 

@@ -65,6 +65,12 @@ class ProblemLog:
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(problem)
 
+    def add_counted(self, shown: list[Problem], total: int) -> None:
+        """Problems a query found: the first few of them, and how many there are in all."""
+        for problem in shown:
+            self.add(problem)
+        self.total += total - len(shown)
+
     def raise_if_any(self) -> None:
         if self.total:
             raise IngestError(self.problems, self.total)

@@ -5,15 +5,24 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from collections.abc import Callable, Iterator
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from execmetrics.ingest.problems import RowError
 
 Row = dict[str, str | None]
+# A record as a tuple of named columns in a fixed order: for data sets too large for a dict
+# per row (activity events).
+Record = tuple[str | None, ...]
+T = TypeVar("T")
 
-KINDS = ("fx_rates", "customers", "marketing_spend", "subscription_events", "support_tickets")
+KINDS = (
+    "fx_rates", "customers", "marketing_spend", "subscription_events", "support_tickets",
+    "activity_events",
+)  # fmt: skip
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
@@ -67,8 +76,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
 
 
 def _guarded(
-    path: Path, rows: Callable[[IO[str], list[int]], Iterator[tuple[int, Row | RowError]]]
-) -> Iterator[tuple[int, Row | RowError]]:
+    path: Path, rows: Callable[[IO[str], list[int]], Iterator[tuple[int, T | RowError]]]
+) -> Iterator[tuple[int, T | RowError]]:
     position = [0]  # the line the current record starts on, kept up to date by `rows`
     try:
         with _open_text(path) as text:
@@ -82,6 +91,18 @@ def _guarded(
 
 
 def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | RowError]]:
+    def as_row(header: list[str]) -> Callable[[list[str]], Row]:
+        return lambda values: dict(zip(header, values, strict=True))
+
+    yield from _csv_records(text, position, as_row)
+
+
+def _csv_records(
+    text: IO[str],
+    position: list[int],
+    shape: Callable[[list[str]], Callable[[list[str]], T]],
+) -> Iterator[tuple[int, T | RowError]]:
+    """CSV records, each made by `shape(header)` from the record's fields."""
     reader = csv.reader(text, strict=True)
     position[0] = 1
     header = next(reader, None)
@@ -89,6 +110,7 @@ def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | R
         raise FileError(None, "empty file: expected a header row")
     header = [name.strip() for name in header]
     _check_header(header)
+    record_of = shape(header)
     width = len(header)
     records = 0
     while True:
@@ -106,11 +128,49 @@ def _csv_rows(text: IO[str], position: list[int]) -> Iterator[tuple[int, Row | R
         if len(values) < width:
             # A short record leaves its last columns empty; the header still names them.
             values += [""] * (width - len(values))
-        row: Row = dict(zip(header, values, strict=True))
-        nul = _nul_column(row) if "\x00" in "".join(values) else None
-        yield line, (row if nul is None else RowError(nul, "contains a NUL character"))
+        if "\x00" in "".join(values):
+            column = header[next(i for i, value in enumerate(values) if "\x00" in value)]
+            yield line, RowError(column, "contains a NUL character")
+            continue
+        yield line, record_of(values)
     if records == 0:
         raise FileError(None, "empty file: a header but no rows")
+
+
+def read_records(
+    path: Path, columns: Sequence[str], required: Sequence[str]
+) -> Iterator[tuple[int, Record | RowError]]:
+    """Like read_rows, but each record as a tuple of `columns` in that order, None where the
+    file lacks a column. A CSV header without a required column is a FileError."""
+    if path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson")):
+        for line, row in read_rows(path):
+            yield line, (row if isinstance(row, RowError) else record_of_row(row, columns))
+        return
+    picker = partial(_picker, columns, required)
+    yield from _guarded(path, partial(_csv_records, shape=picker))
+
+
+def record_of_row(row: Row, columns: Sequence[str]) -> Record:
+    return tuple(row.get(column) for column in columns)
+
+
+def _picker(
+    columns: Sequence[str], required: Sequence[str], header: list[str]
+) -> Callable[[list[str]], Record]:
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise FileError(
+            1, f"required column {', '.join(map(repr, missing))} missing from the header"
+        )
+    # An absent optional column reads as an empty field: one past the end of a padded record.
+    positions = [header.index(column) if column in header else len(header) for column in columns]
+    pick = operator.itemgetter(*positions)
+
+    def record(values: list[str]) -> Record:
+        values.append("")
+        return pick(values)  # type: ignore[no-any-return]
+
+    return record
 
 
 def _nul_column(row: Row) -> str | None:

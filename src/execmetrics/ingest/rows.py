@@ -55,12 +55,14 @@ EVENT_COLUMNS = (
 )
 TICKET_COLUMNS = ("ticket_id", "customer_id", "opened_at", "closed_at", "priority", "category")
 PRIORITIES = ("low", "normal", "high", "urgent")
+ACTIVITY_COLUMNS = ("event_id", "customer_id", "user_id", "occurred_at", "type", "quantity")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id",),
     "subscription_events": ("event_id", "customer_id", "subscription_id", "occurred_at", "type"),
     "fx_rates": ("date", "currency", "rate"),
     "marketing_spend": ("month", "source", "amount_minor", "currency"),
     "support_tickets": ("ticket_id", "customer_id", "opened_at", "priority"),
+    "activity_events": ("event_id", "customer_id", "occurred_at", "type"),
 }
 MAX_TEXT = 200  # identifiers and names of plans, sources and campaigns
 MAX_COUNT = 2**31 - 1
@@ -105,8 +107,11 @@ def _currency(row: Row, column: str = "currency") -> str:
 
 def _count(row: Row, column: str, default: int | None, minimum: int) -> int | None:
     value = _text(row, column)
-    if value is None:
-        return default
+    return default if value is None else count_value(value, column, minimum)
+
+
+def count_value(value: str, column: str, minimum: int) -> int:
+    """A whole number from `minimum` to MAX_COUNT, or a RowError naming the column."""
     if not re.fullmatch(rf"-?[0-9]{{1,{MAX_DIGITS}}}", value):
         raise RowError(
             column,

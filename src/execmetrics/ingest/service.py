@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,9 +13,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select
 
 from execmetrics.fx import FxRates, load_fx_rates
+from execmetrics.ingest.activity import ActivityStage
 from execmetrics.ingest.problems import IngestError, Problem, ProblemLog, RowError
-from execmetrics.ingest.readers import KINDS, SUFFIXES, FileError, Row, kind_of, read_rows
-from execmetrics.ingest.rows import PARSERS, REQUIRED_COLUMNS
+from execmetrics.ingest.readers import (
+    KINDS,
+    SUFFIXES,
+    FileError,
+    Record,
+    Row,
+    kind_of,
+    read_records,
+    read_rows,
+    record_of_row,
+)
+from execmetrics.ingest.rows import ACTIVITY_COLUMNS, PARSERS, REQUIRED_COLUMNS
 from execmetrics.ingest.staging import DATA_SETS, Stage
 from execmetrics.ledger.service import LedgerCounts, rebuild_ledger
 from execmetrics.settings_store import reporting_currency
@@ -94,47 +105,69 @@ def input_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
     return sorted(found, key=lambda item: KINDS.index(item[0]))
 
 
+Source = tuple[str, str, Iterable[tuple[int, Any]]]  # (kind, name, numbered rows or records)
+
+
 def ingest_files(
     engine: Engine,
     paths: Iterable[Path],
     actor: str = "cli",
     progress: IngestProgress | None = None,
+    keep_activity_rows: bool = False,
 ) -> IngestResult:
     files = input_files(paths)
     return ingest_sources(
-        engine, [(kind, str(path), _file_rows(path)) for kind, path in files], actor, progress
+        engine,
+        [(kind, str(path), _file_rows(kind, path)) for kind, path in files],
+        actor,
+        progress,
+        keep_activity_rows,
     )
 
 
 def ingest_sources(
     engine: Engine,
-    sources: list[tuple[str, str, Iterable[tuple[int, Row | RowError]]]],
+    sources: list[Source],
     actor: str = "cli",
     progress: IngestProgress | None = None,
+    keep_activity_rows: bool = False,
 ) -> IngestResult:
     """Ingest (kind, source name, rows) in one transaction; raises IngestError, writing nothing."""
     with engine.begin() as connection:
-        return ingest_in_transaction(connection, sources, actor, progress)
+        return ingest_in_transaction(connection, sources, actor, progress, keep_activity_rows)
 
 
 def ingest_in_transaction(
     connection: Connection,
-    sources: list[tuple[str, str, Iterable[tuple[int, Row | RowError]]]],
+    sources: list[Source],
     actor: str = "cli",
     progress: IngestProgress | None = None,
+    keep_activity_rows: bool = False,
 ) -> IngestResult:
-    """Ingest within the caller's transaction, which must be rolled back on IngestError."""
+    """Ingest within the caller's transaction, which must be rolled back on IngestError.
+
+    Rows come as dicts (Row) or, for activity events, also as tuples in ACTIVITY_COLUMNS
+    order (Record). Activity events keep their raw rows only when `keep_activity_rows`.
+    """
     started = time.perf_counter()
     progress = progress or IngestProgress()
     problems = ProblemLog()
     counts = {kind: KindCounts() for kind in KINDS}
     ingestion_id = _start_ingestion(connection, actor, [name for _, name, _ in sources])
-    stages = {kind: Stage(connection, DATA_SETS[kind]) for kind in KINDS}
-    for kind, name, rows in sorted(sources, key=lambda item: KINDS.index(item[0])):
-        if progress.on_file:
-            progress.on_file(kind, Path(name))
-        _stage_rows(stages[kind], name, rows, counts[kind], problems, progress)
+    stages = {kind: Stage(connection, data_set) for kind, data_set in DATA_SETS.items()}
+    ordered = sorted(sources, key=lambda item: KINDS.index(item[0]))
+    for kind, name, rows in ordered:
+        if kind in stages:
+            if progress.on_file:
+                progress.on_file(kind, Path(name))
+            _stage_rows(stages[kind], name, rows, counts[kind], problems, progress)
     changes = _merge(connection, stages, counts, problems, ingestion_id)
+    activity = [(name, rows) for kind, name, rows in ordered if kind == "activity_events"]
+    if activity:
+        _ingest_activity(
+            connection, activity, counts["activity_events"], problems, progress,
+            ingestion_id, keep_activity_rows,
+        )  # fmt: skip
     fx = load_fx_rates(connection)
     currency = reporting_currency(connection)
     _check_marketing_fx(changes.spend, fx, currency, problems)
@@ -143,8 +176,8 @@ def ingest_in_transaction(
         progress.on_ledger_start(len(affected))
     ledger = rebuild_ledger(connection, affected, fx, currency, problems, progress.on_ledger)
     problems.raise_if_any()
-    for stage in stages.values():
-        stage.drop()
+    for staged in stages.values():
+        staged.drop()
     connection.execute(
         ingestions.update()
         .where(ingestions.c.id == ingestion_id)
@@ -170,8 +203,7 @@ def _merge(
     ingestion_id: int,
 ) -> _Changes:
     changes = _Changes([], defaultdict(set), [])
-    for kind in KINDS:
-        stage = stages[kind]
+    for kind, stage in stages.items():
         if not stage.rows:
             continue
         counts[kind].unchanged += stage.refuse_repeats_with_other_content(problems)
@@ -190,6 +222,32 @@ def _merge(
     return changes
 
 
+def _ingest_activity(
+    connection: Connection,
+    sources: list[tuple[str, Iterable[tuple[int, Any]]]],
+    counts: KindCounts,
+    problems: ProblemLog,
+    progress: IngestProgress,
+    ingestion_id: int,
+    keep_rows: bool,
+) -> None:
+    stage = ActivityStage(connection)
+    for name, rows in sources:
+        if progress.on_file:
+            progress.on_file("activity_events", Path(name))
+        counts.received += stage.add(name, _as_records(rows), problems, progress.on_rows)
+    counts.inserted, counts.unchanged = stage.merge(ingestion_id, problems, keep_rows)
+    stage.drop()
+
+
+def _as_records(
+    rows: Iterable[tuple[int, Any]],
+) -> Iterator[tuple[int, Record | RowError | FileError]]:
+    # Batches sent to the API arrive as dicts; files are read as tuples already.
+    for line, row in rows:
+        yield line, (record_of_row(row, ACTIVITY_COLUMNS) if isinstance(row, dict) else row)
+
+
 def _start_ingestion(connection: Connection, actor: str, sources: list[str]) -> int:
     result = connection.execute(
         ingestions.insert().values(started_at=now_micros(), actor=actor, sources=sources, counts={})
@@ -199,9 +257,12 @@ def _start_ingestion(connection: Connection, actor: str, sources: list[str]) -> 
     return int(key[0])
 
 
-def _file_rows(path: Path) -> Iterable[tuple[int, Row | RowError]]:
+def _file_rows(kind: str, path: Path) -> Iterable[tuple[int, Row | Record | RowError]]:
     try:
-        yield from read_rows(path)
+        if kind == "activity_events":
+            yield from read_records(path, ACTIVITY_COLUMNS, REQUIRED_COLUMNS[kind])
+        else:
+            yield from read_rows(path)
     except FileError as error:
         yield (error.line or 0), error  # type: ignore[misc]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import Connection, Select, TableClause
 
 T = TypeVar("T")
 
@@ -21,7 +21,10 @@ def chunked(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def bulk_insert(
-    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    connection: Connection,
+    table: TableClause,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
 ) -> None:
     if not rows:
         return

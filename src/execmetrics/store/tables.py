@@ -119,6 +119,51 @@ support_tickets = Table(
     Index("ix_support_tickets_customer", "customer_key", "opened_at"),
 )
 
+# Activity (logins and product feature use) arrives by the tens of millions, so it is kept
+# as daily counts per customer and type; the raw rows are kept only when asked for. Days are
+# whole days since 1970-01-01 UTC. Each event's id and a checksum of its content stay, so
+# ingesting an event again is a no-op and a changed one is refused.
+activity_types = Table(
+    "activity_types",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+)
+
+activity_daily = Table(
+    "activity_daily",
+    metadata,
+    Column("customer_key", Integer, primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("type_key", Integer, primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+activity_event_ids = Table(
+    "activity_event_ids",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("fingerprint", BigInteger, nullable=False),
+    Column("ingestion_id", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+activity_events = Table(
+    "activity_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("customer_key", Integer, nullable=False),
+    Column("user_id", String(200)),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("type_key", Integer, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("ingestion_id", Integer, nullable=False),
+    Index("ix_activity_events_customer", "customer_key", "occurred_at"),
+    sqlite_with_rowid=False,
+)
+
 fx_rates = Table(
     "fx_rates",
     metadata,

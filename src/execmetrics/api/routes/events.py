@@ -24,6 +24,7 @@ from execmetrics.audit.chain import append
 from execmetrics.ingest.problems import RowError
 from execmetrics.ingest.readers import Row, scalar_text
 from execmetrics.ingest.rows import (
+    ACTIVITY_COLUMNS,
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
     REQUIRED_COLUMNS,
@@ -36,7 +37,10 @@ log = logging.getLogger("execmetrics.api")
 
 router = APIRouter(prefix="/api/v1", tags=["ingestion"], responses=PROBLEM_RESPONSES)
 
-Kind = Literal["customers", "subscription_events", "fx_rates", "marketing_spend", "support_tickets"]
+Kind = Literal[
+    "customers", "subscription_events", "fx_rates", "marketing_spend", "support_tickets",
+    "activity_events",
+]  # fmt: skip
 # Fields a row of each kind may have; customers also take custom attributes.
 KNOWN_FIELDS = {
     "customers": set(CUSTOMER_COLUMNS),
@@ -44,6 +48,7 @@ KNOWN_FIELDS = {
     "fx_rates": {"date", "currency", "rate"},
     "marketing_spend": {"month", "source", "campaign", "amount_minor", "currency"},
     "support_tickets": set(TICKET_COLUMNS),
+    "activity_events": set(ACTIVITY_COLUMNS),
 }
 
 
@@ -77,7 +82,10 @@ def ingest_batch(
     already stored with the same content are counted as unchanged; a support ticket stored
     before with another closing time, priority or category is updated."""
     result = ingest_in_transaction(
-        connection, [(kind, f"{kind}.rows", _rows(kind, batch))], actor=caller.label
+        connection,
+        [(kind, f"{kind}.rows", _rows(kind, batch))],
+        actor=caller.label,
+        keep_activity_rows=state.settings.keep_activity_rows,
     )
     counts = result.counts[kind]
     entry = request.state.audit
