@@ -89,6 +89,18 @@ def spend(
     }
 
 
+def ticket(ticket_id: str, customer_id: str, opened: str, priority: str = "normal",
+           closed: str | None = None) -> Row:  # fmt: skip
+    return {"ticket_id": ticket_id, "customer_id": customer_id, "opened_at": opened,
+            "closed_at": closed, "priority": priority, "category": None}  # fmt: skip
+
+
+def use(event_id: str, customer_id: str, at: str, kind: str = "login", quantity: int = 1) -> Row:
+    """One activity event: a login, or the use of a product feature."""
+    return {"event_id": event_id, "customer_id": customer_id, "user_id": None,
+            "occurred_at": at, "type": kind, "quantity": str(quantity)}  # fmt: skip
+
+
 def numbered(rows: Iterable[Row]) -> list[tuple[int, Row]]:
     """Rows with the line numbers they would have in a CSV file (line 1 is the header)."""
     return [(line, row) for line, row in enumerate(rows, start=2)]
@@ -101,10 +113,11 @@ def ingest(
     fx_rates: Iterable[Row] = (),
     marketing_spend: Iterable[Row] = (),
     tickets: Iterable[Row] = (),
+    activity: Iterable[Row] = (),
 ) -> IngestResult:
     """Ingest rows as if from customers.csv, subscription_events.csv, fx_rates.csv,
-    marketing_spend.csv and support_tickets.csv; customers named by events but not given
-    are created bare."""
+    marketing_spend.csv, support_tickets.csv and activity_events.csv; customers named by
+    events but not given are created bare."""
     customer_rows = list(customers)
     event_rows = list(events)
     known = {row["customer_id"] for row in customer_rows}
@@ -118,6 +131,7 @@ def ingest(
         ("fx_rates", "fx_rates.csv", numbered(fx_rates)),
         ("marketing_spend", "marketing_spend.csv", numbered(marketing_spend)),
         ("support_tickets", "support_tickets.csv", numbered(tickets)),
+        ("activity_events", "activity_events.csv", numbered(activity)),
     ]
     return ingest_sources(engine, [s for s in sources if s[2]])  # type: ignore[misc]
 

@@ -9,7 +9,7 @@ import secrets
 import sys
 import tempfile
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,6 +53,7 @@ from execmetrics.metrics.periods import (
 )
 from execmetrics.metrics.queries import BreakdownError
 from execmetrics.metrics.service import FIELDS, MetricsError, MetricsReport, compute_metrics
+from execmetrics.money import Money
 from execmetrics.settings_store import (
     SettingError,
     all_settings,
@@ -502,6 +503,156 @@ def churn_evaluate(
             f"{scores['pr_auc']:.4f}", f"{scores['brier']:.4f}",
         )  # fmt: skip
     console.print(result)
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="The date, YYYY-MM-DD (default: today, UTC).", show_default=False),
+]
+HorizonOption = Annotated[
+    int | None,
+    typer.Option("--horizon", help="Days ahead (default EXECMETRICS_CHURN_HORIZON_DAYS, 60).",
+                 show_default=False),
+]  # fmt: skip
+WeightsOption = Annotated[
+    str | None,
+    typer.Option("--weights", help="The weighted score's weights, e.g. "
+                 "login=30,usage=25,tickets=20,contraction=15,tenure=10 "
+                 "(default EXECMETRICS_CHURN_WEIGHTS).", show_default=False),
+]  # fmt: skip
+
+
+def _as_of(text: str | None) -> date:
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--as-of: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _churn_settings(horizon: int | None, weights: str | None) -> tuple[int, dict[str, float]]:
+    from execmetrics.analytics.churn_weights import WeightsError, parse_weights
+
+    settings = get_settings()
+    horizon = settings.churn_horizon_days if horizon is None else horizon
+    if not 7 <= horizon <= 365:
+        raise _fail(f"--horizon: expected 7 to 365 days, got {horizon}")
+    try:
+        return horizon, parse_weights(weights) if weights else settings.weights()
+    except WeightsError as error:
+        raise _fail(f"--{error}") from None
+
+
+@churn_app.command("train")
+def churn_train(
+    as_of: AsOfOption = None,
+    horizon: HorizonOption = None,
+    weights: WeightsOption = None,
+    db: DbOption = None,
+    output: TableOrJson = "table",
+) -> None:
+    """Train the churn model on the company's history (a time split), judge it against the
+    weighted risk score, and store the winner as a new version."""
+    from execmetrics.analytics.churn import train_churn_model
+    from execmetrics.analytics.churn_store import save_model
+
+    _check_choice(output, ("table", "json"), "--format")
+    day = _as_of(as_of)
+    days, chosen_weights = _churn_settings(horizon, weights)
+    with _engine(db).begin() as connection, errors.status("training churn models"):
+        model = train_churn_model(connection, day, days, chosen_weights)
+        version = save_model(connection, model, now_micros())
+    document = {"version": version, "method": model.method, "horizon_days": days,
+                "as_of": model.as_of.isoformat(), "reason": model.reason,
+                "evaluation": model.evaluation}  # fmt: skip
+    if output == "json":
+        _print_json(document)
+        return
+    console.print(f"churn model version {version}: {model.method}", highlight=False)
+    console.print(model.reason, highlight=False)
+    judged = model.evaluation.get("test", {})
+    if judged:
+        result = Table(title="on the test snapshot", box=box.SIMPLE_HEAVY)
+        for column in ("method", "ROC AUC", "PR AUC", "Brier"):
+            result.add_column(column, justify="left" if column == "method" else "right")
+        for name, scores in judged.items():
+            result.add_row(name, *(f"{scores[m]:.4f}" for m in ("roc_auc", "pr_auc", "brier")))
+        console.print(result)
+
+
+@churn_app.command("score")
+def churn_score(
+    as_of: AsOfOption = None,
+    top: Annotated[int, typer.Option("--top", help="Customers to print, riskiest first.")] = 20,
+    db: DbOption = None,
+    output: TableOrJson = "table",
+) -> None:
+    """Score every paying customer with the latest churn model (training one first if there
+    is none), store the scores, and print the riskiest with their factors."""
+    from execmetrics.analytics.churn import score_customers, train_churn_model
+    from execmetrics.analytics.churn_store import latest_model, run_scores, save_model, save_scores
+
+    _check_choice(output, ("table", "json"), "--format")
+    if top < 0:
+        raise _fail(f"--top: expected 0 or more, got {top}")
+    day = _as_of(as_of)
+    with _engine(db).begin() as connection, errors.status("scoring churn risk"):
+        stored = latest_model(connection)
+        if stored is None:
+            days, chosen_weights = _churn_settings(None, None)
+            model = train_churn_model(connection, day, days, chosen_weights)
+            version = save_model(connection, model, now_micros())
+        else:
+            model, version = stored.model, stored.version
+        currency = reporting_currency(connection)
+        risk = score_customers(connection, model, day, currency)
+        run = save_scores(connection, version, risk, now_micros())
+        total, rows = run_scores(connection, run, top)
+    document = {"run": run, "model_version": version, "method": model.method,
+                "horizon_days": model.horizon_days, "as_of": day.isoformat(),
+                "customers": total, "currency": currency,
+                "top": [row | {"probability": round(row["probability"], 4)}
+                        for row in rows]}  # fmt: skip
+    if output == "json":
+        _print_json(document)
+        return
+    what = "risk score" if model.method == "weighted_score" else "probability"
+    result = Table(
+        title=f"churn risk within {model.horizon_days} days, as of {day} "
+        f"(model version {version}: {model.method}); {total:,} paying customers",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in ("customer", what, "MRR", "factors"):
+        result.add_column(column, justify="right" if column in (what, "MRR") else "left")
+    for row in rows:
+        result.add_row(
+            row["customer_id"], f"{100 * row['probability']:.0f}%",
+            Money(row["mrr"], currency).format(whole=True), "; ".join(row["factors"]),
+        )  # fmt: skip
+    console.print(result)
+
+
+@app.command("daily-analytics")
+def daily_analytics(
+    as_of: AsOfOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Score again if done today.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The daily analytics job: retrain the churn model when it is a week old, score every
+    paying customer once a day (for cron; `serve` and `worker` run it themselves)."""
+    from execmetrics.analytics.jobs import run_daily_analytics
+
+    days, chosen_weights = _churn_settings(None, None)
+    with _engine(db).begin() as connection, errors.status("daily analytics"):
+        report = run_daily_analytics(
+            connection, _as_of(as_of), now_micros(), days, chosen_weights, force
+        )
+    trained = "retrained" if report.retrained else "kept"
+    scored = "already scored today" if report.run_id is None else (
+        f"scored {report.customers:,} customers (run {report.run_id})")  # fmt: skip
+    console.print(f"churn model version {report.model_version} ({report.method}) {trained}; "
+                  f"{scored}", highlight=False)  # fmt: skip
 
 
 @app.command()
@@ -1036,6 +1187,12 @@ def worker(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_soon)
+    from execmetrics.analytics.jobs import start_analytics_thread
+
+    start_analytics_thread(
+        scheduler.engine, scheduler.config.holder, settings.churn_horizon_days,
+        settings.weights(), stop,
+    )  # fmt: skip
     console.print("execmetrics worker is running (Ctrl+C stops it)", highlight=False)
     scheduler.run(stop)
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS_TEXT, parse_weights
+
 DEFAULT_DATABASE_PATH = Path("var") / "execmetrics.db"
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
 
     # Keep every activity event's row, not only the daily counts (docs/data-format.md).
     keep_activity_rows: bool = False
+    # Churn risk (docs/churn.md).
+    churn_horizon_days: Annotated[int, Field(ge=7, le=365)] = 60
+    churn_weights: str = DEFAULT_WEIGHTS_TEXT
 
     # Alerting and notifications (docs/alerts.md, docs/notifications.md).
     public_url: str = "http://127.0.0.1:8000"
@@ -84,6 +89,15 @@ class Settings(BaseSettings):
         except PeriodError:
             raise ValueError(f"unknown IANA time zone {name!r}") from None
         return name
+
+    @field_validator("churn_weights")
+    @classmethod
+    def _weights(cls, text: str) -> str:
+        parse_weights(text)  # WeightsError is a ValueError: pydantic reports it
+        return text
+
+    def weights(self) -> dict[str, float]:
+        return parse_weights(self.churn_weights)
 
     def rate_limit(self, role: str) -> int:
         return int(getattr(self, f"rate_limit_{role}"))

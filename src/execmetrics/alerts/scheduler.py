@@ -147,25 +147,40 @@ def _next_run(schedule: str, after: datetime, tz: str) -> datetime:
 
 @dataclass
 class Running:
-    """A scheduler running in a thread of this process."""
+    """A scheduler running in a thread of this process, with the daily analytics job in a
+    thread of its own when asked for."""
 
     scheduler: Scheduler
     thread: threading.Thread
     stopping: threading.Event
+    analytics: threading.Thread | None = None
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stopping.set()
         self.scheduler.wake.set()
         self.thread.join(timeout)
+        if self.analytics is not None:
+            # A training under way is not interrupted; the thread is a daemon.
+            self.analytics.join(timeout)
 
 
-def start_in_thread(scheduler: Scheduler) -> Running:
+def start_in_thread(scheduler: Scheduler, settings: Settings | None = None) -> Running:
+    """Starts the scheduler; with `settings`, also the daily analytics job."""
     stopping = threading.Event()
     thread = threading.Thread(
         target=scheduler.run, args=(stopping,), name="execmetrics-scheduler", daemon=True
     )
     thread.start()
-    return Running(scheduler, thread, stopping)
+    analytics = None
+    if settings is not None:
+        # Here: the job brings scikit-learn, which a process without it need not load.
+        from execmetrics.analytics.jobs import start_analytics_thread
+
+        analytics = start_analytics_thread(
+            scheduler.engine, scheduler.config.holder, settings.churn_horizon_days,
+            settings.weights(), stopping,
+        )  # fmt: skip
+    return Running(scheduler, thread, stopping, analytics)
 
 
 def scheduler_from_settings(
@@ -193,4 +208,4 @@ def start_scheduler(
 ) -> Running:
     """The scheduler of a server process, in a thread of its own; setting `wake` makes it
     tick at once, and `ledger` shares the server's snapshot of the movement ledger."""
-    return start_in_thread(scheduler_from_settings(settings, engine, wake, ledger))
+    return start_in_thread(scheduler_from_settings(settings, engine, wake, ledger), settings)

@@ -7,9 +7,11 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -162,6 +164,44 @@ activity_events = Table(
     Column("ingestion_id", Integer, nullable=False),
     Index("ix_activity_events_customer", "customer_key", "occurred_at"),
     sqlite_with_rowid=False,
+)
+
+# Churn risk (docs/churn.md): each trained model (or the weighted score chosen in its place)
+# with its evaluation; each daily scoring run; the latest runs' scores per customer.
+churn_models = Table(
+    "churn_models",
+    metadata,
+    Column("id", Integer, primary_key=True),  # the model's version
+    Column("trained_at", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("horizon_days", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("weights", JSON, nullable=False),
+    Column("evaluation", JSON, nullable=False),
+    # The fitted scikit-learn pipeline, pickled; NULL for the weighted score.
+    Column("model", LargeBinary),
+)
+
+churn_score_runs = Table(
+    "churn_score_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("scored_at", BigInteger, nullable=False),
+    Column("customers", Integer, nullable=False),
+    Column("mean_probability", Float, nullable=False),
+)
+
+churn_scores = Table(
+    "churn_scores",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("customer_key", Integer, primary_key=True),
+    Column("probability", Float, nullable=False),
+    Column("mrr", BigInteger, nullable=False),  # at the run's date, reporting currency
+    Column("factors", JSON, nullable=False),
 )
 
 fx_rates = Table(
