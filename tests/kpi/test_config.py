@@ -72,7 +72,7 @@ def test_every_problem_is_reported_with_its_line() -> None:
     assert problems(text) == [
         "kpis.yaml:22: unknown section 'alerts' (expected kpis, rules, policies, channels)",
         "kpis.yaml:6: kpis[0] (mrr): unit: Input should be 'money', 'count', 'ratio', "
-        "'percent' or 'days'",
+        "'percent', 'days' or 'score'",
         "kpis.yaml:15: kpis[1] (smb_churn): schedule: not a cron expression (Bad hour)",
         "kpis.yaml:18: kpis[2] (double_mrr): formula: expected a number, a KPI name or '(' "
         "at character 6, found the end",

@@ -5,7 +5,8 @@ A check counts the rows it looks at and those that fail it; its score is the sha
 pass. Timeliness is graded instead: 100 while the newest row is within the freshness limit,
 falling to 0 at twice the limit. A dimension's score is the mean of its checks, a dataset's
 the mean of its dimensions, the overall score the mean of the datasets. A check with nothing
-to look at (no tickets yet) is left out.
+to look at (no tickets yet) is left out. Scores are exact fractions, so that a KPI following
+one (kpi/evaluation.py) is as exact as every other KPI value.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -29,6 +31,14 @@ from execmetrics.store.tables import (
 from execmetrics.timeutil import format_micros
 
 DIMENSIONS = ("completeness", "validity", "consistency", "timeliness")
+# The dimensions each dataset's checks below score; KPIs can follow each of these scores
+# (kpi/definitions.py), so a check of a new dataset or dimension is declared here too.
+DATASET_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "customers": ("completeness",),
+    "subscription_events": ("completeness", "validity", "timeliness"),
+    "support_tickets": ("completeness", "validity", "timeliness"),
+    "ledger": ("consistency",),
+}
 DEFAULT_FRESHNESS_US = 2 * 86_400 * 1_000_000
 # An amount more than this many times its plan's median (or less than its inverse) is out of
 # its plan's norm.
@@ -45,13 +55,13 @@ class Check:
     description: str
     total: int
     failing: int
-    score: float
+    score: Fraction
     examples: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class QualityReport:
-    overall: float | None
+    overall: Fraction | None
     datasets: dict[str, dict[str, Any]]  # dataset: {"score", "dimensions": {dimension: score}}
     checks: list[Check]
 
@@ -69,14 +79,14 @@ def quality_report(
 
 
 def _scored(checks: list[Check]) -> QualityReport:
-    by_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_dataset: dict[str, dict[str, list[Fraction]]] = defaultdict(lambda: defaultdict(list))
     for check in checks:
         by_dataset[check.dataset][check.dimension].append(check.score)
     datasets: dict[str, dict[str, Any]] = {}
     for dataset, dimensions in by_dataset.items():
-        scores = {dim: statistics.fmean(values) for dim, values in dimensions.items()}
-        datasets[dataset] = {"score": statistics.fmean(scores.values()), "dimensions": scores}
-    overall = statistics.fmean(d["score"] for d in datasets.values()) if datasets else None
+        scores = {dim: statistics.mean(values) for dim, values in dimensions.items()}
+        datasets[dataset] = {"score": statistics.mean(scores.values()), "dimensions": scores}
+    overall = statistics.mean(d["score"] for d in datasets.values()) if datasets else None
     return QualityReport(overall, datasets, checks)
 
 
@@ -85,7 +95,7 @@ def _share_check(
     failing_examples: list[str], failing: int | None = None,
 ) -> Check:  # fmt: skip
     failed = len(failing_examples) if failing is None else failing
-    score = 100.0 * (total - failed) / total if total else 100.0
+    score = Fraction(100 * (total - failed), total) if total else Fraction(100)
     return Check(dataset, dimension, name, description, total, failed, score,
                  failing_examples[:EXAMPLES])  # fmt: skip
 
@@ -233,7 +243,9 @@ def _customer_ids(connection: Connection, keys: Iterable[int]) -> list[str]:
 
 def _freshness(dataset: str, what: str, newest_us: int, now_us: int, limit_us: int) -> Check:
     age = max(0, now_us - newest_us)
-    score = 100.0 if age <= limit_us else max(0.0, 100.0 * (2 - age / limit_us))
+    score = (
+        Fraction(100) if age <= limit_us else max(Fraction(0), 100 * (2 - Fraction(age, limit_us)))
+    )
     days = age / 86_400_000_000
     return Check(
         dataset, "timeliness", "fresh",
@@ -251,8 +263,8 @@ _CHECKS: tuple[Callable[[Connection, int, int], Iterable[Check]], ...] = (
 
 
 def quality_document(report: QualityReport) -> dict[str, Any]:
-    def figure(value: float | None) -> float | None:
-        return None if value is None else round(value, 2)
+    def figure(value: Fraction | None) -> float | None:
+        return None if value is None else float(round(value, 2))
 
     return {
         "overall": figure(report.overall),

@@ -1,5 +1,6 @@
-"""What a KPI is: a built-in metric (overall or for one breakdown group) or a formula over
-other KPIs, with its category, unit, direction, evaluation schedule and period (docs/kpis.md).
+"""What a KPI is: a built-in metric (overall or for one breakdown group), a data quality
+score, or a formula over other KPIs, with its category, unit, direction, evaluation schedule
+and period (docs/kpis.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Self
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from execmetrics.analytics.quality import DATASET_DIMENSIONS
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.targets import Target
 from execmetrics.metrics.queries import CUSTOMER_BREAKDOWNS
@@ -18,6 +20,17 @@ from execmetrics.metrics.service import FIELDS
 
 # Every metrics field a KPI can follow: the figures of a period, not its labels.
 METRICS = tuple(name for name in FIELDS if name not in ("period", "group"))
+# The data quality scores a KPI can follow (docs/quality.md), each from 0 to 100, by the
+# dataset and dimension they score: None for the overall score or a dataset's own.
+QUALITY_METRICS: dict[str, tuple[str | None, str | None]] = {
+    "quality_overall": (None, None),
+    **{f"quality_{dataset}": (dataset, None) for dataset in DATASET_DIMENSIONS},
+    **{
+        f"quality_{dataset}_{dimension}": (dataset, dimension)
+        for dataset, dimensions in DATASET_DIMENSIONS.items()
+        for dimension in dimensions
+    },
+}
 DEFAULT_SCHEDULE = "0 * * * *"  # hourly, on the hour
 
 
@@ -44,6 +57,7 @@ class Unit(StrEnum):
     RATIO = "ratio"
     PERCENT = "percent"
     DAYS = "days"
+    SCORE = "score"  # from 0 to 100, as the data quality scores are
 
 
 class Direction(StrEnum):
@@ -102,8 +116,11 @@ class KpiDefinition(BaseModel):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str | None) -> str | None:
-        if metric is not None and metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r} (docs/metrics.md lists them)")
+        if metric is not None and metric not in METRICS and metric not in QUALITY_METRICS:
+            raise ValueError(
+                f"unknown metric {metric!r} (docs/metrics.md lists them, and docs/kpis.md the "
+                "data quality scores)"
+            )
         return metric
 
     @field_validator("formula")
@@ -127,6 +144,15 @@ class KpiDefinition(BaseModel):
             raise ValueError("give either metric or formula, not both or neither")
         if self.group is not None and self.metric is None:
             raise ValueError("group applies to a metric, not to a formula")
+        if self.metric in QUALITY_METRICS:
+            if self.group is not None:
+                raise ValueError("group applies to a revenue metric, not to a quality score")
+            # A score is measured at the moment of evaluation, after a complete month ended.
+            if self.period is Period.LAST_COMPLETE_MONTH:
+                raise ValueError(
+                    "a quality score is measured now: give period month_to_date, "
+                    "quarter_to_date or year_to_date"
+                )
         return self
 
     def reads(self) -> set[str]:

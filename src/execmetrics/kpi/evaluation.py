@@ -1,26 +1,36 @@
-"""The value of each KPI for its period, computed exactly from the revenue engine's metrics."""
+"""The value of each KPI for its period, computed exactly from the revenue engine's metrics
+and the data quality scores."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US, QualityReport, quality_report
 from execmetrics.kpi import formula as expression
-from execmetrics.kpi.definitions import Direction, KpiDefinition, Period, check_references
+from execmetrics.kpi.definitions import (
+    QUALITY_METRICS,
+    Direction,
+    KpiDefinition,
+    Period,
+    check_references,
+)
 from execmetrics.kpi.service import StoredKpi, current_kpi, current_kpis
 from execmetrics.kpi.targets import goal_for, met, period_interval
 from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import (
     PERIODS_PER_YEAR,
     label,
+    local_midnight_us,
     parse_label,
     period_start,
     shift_periods,
+    time_zone,
 )
 from execmetrics.metrics.queries import SUBSCRIPTION_BREAKDOWNS
 from execmetrics.metrics.service import compute_metrics
@@ -79,20 +89,26 @@ def evaluate_kpi_history(
     """Every KPI's values for its period as of `today` and the `periods - 1` periods before,
     oldest first: metric KPIs from one metrics computation per period kind and breakdown,
     then formulas in the order they read each other, each reading its inputs the same
-    number of periods back. Raises FormulaError for definitions that refer to unknown KPIs
-    or to themselves."""
+    number of periods back. A quality KPI, and a formula that reads one, has the current
+    period's value only: a quality score is measured now, and what it was in an earlier
+    period cannot be measured again. Raises FormulaError for definitions that refer to
+    unknown KPIs or to themselves."""
     order = check_references(definitions)
     by_name = {definition.name: definition for definition in definitions}
     rows = _metric_rows(connection, definitions, today, tz, ledger, periods)
+    quality = _quality(connection, definitions, today, tz)
+    now_only = measured_now(definitions)
     values: dict[str, list[KpiValue]] = {}
     for name in order:
         definition = by_name[name]
         values[name] = []
-        for back in range(periods - 1, -1, -1):
+        for back in (0,) if name in now_only else range(periods - 1, -1, -1):
             period = period_label(definition.period, today, back)
             if definition.formula is not None:
                 inputs = {read: values[read][-1 - back].value for read in definition.reads()}
                 value = expression.evaluate(expression.parse(definition.formula), inputs)
+            elif quality is not None and definition.metric in QUALITY_METRICS:
+                value = _quality_score(quality, definition.metric)
             else:
                 assert definition.metric is not None  # a definition has a metric or a formula
                 group = definition.group
@@ -101,6 +117,41 @@ def evaluate_kpi_history(
                 value = None if row is None else _fraction(row[definition.metric])
             values[name].append(KpiValue(name, period, value))
     return values
+
+
+def measured_now(definitions: list[KpiDefinition]) -> set[str]:
+    """The quality KPIs and the formulas that read one, directly or through others: their
+    values depend on the moment they are measured, not only on the data."""
+    by_name = {definition.name: definition for definition in definitions}
+    found: set[str] = set()
+    for name in check_references(definitions):
+        definition = by_name[name]
+        if definition.metric in QUALITY_METRICS or definition.reads() & found:
+            found.add(name)
+    return found
+
+
+def _quality(
+    connection: Connection, definitions: list[KpiDefinition], today: date, tz: str
+) -> QualityReport | None:
+    """The data quality report the quality KPIs read, measured now, with the freshness limit
+    `execmetrics quality` has by default; None when no KPI reads one. Evaluated as of an
+    earlier day, it is measured at the end of that day instead."""
+    if not any(definition.metric in QUALITY_METRICS for definition in definitions):
+        return None
+    end_of_day = local_midnight_us(today + timedelta(days=1), time_zone(tz))
+    return quality_report(connection, min(now_micros(), end_of_day), DEFAULT_FRESHNESS_US)
+
+
+def _quality_score(report: QualityReport, metric: str) -> Fraction | None:
+    """One score of the report: none for a dataset without checks (no tickets yet)."""
+    dataset, dimension = QUALITY_METRICS[metric]
+    if dataset is None:
+        return report.overall
+    found = report.datasets.get(dataset)
+    if found is None:
+        return None
+    return _fraction(found["score"] if dimension is None else found["dimensions"].get(dimension))
 
 
 def _metric_rows(
@@ -172,12 +223,17 @@ def record_evaluations(
     and data version: evaluating again at the same data version adds nothing. A value of an
     earlier period is stored only when it differs from the one stored last for that period
     (late data can change it), so the history grows with changes, not with evaluations.
-    `kpis` are the current KPIs when the caller has read them already."""
+
+    A quality KPI's value (and a formula's that reads one) can change with time alone, as
+    data grows stale: it is stored at a new data version or when it differs from the one
+    stored last, with the data version followed by `@` and the moment of evaluation, so
+    that alert rules, which judge a value again when its data version changes, judge it
+    again. `kpis` are the current KPIs when the caller has read them already."""
     stored = current_kpis(connection) if kpis is None else kpis
     version = data_version(connection)
-    history = evaluate_kpi_history(
-        connection, [kpi.definition for kpi in stored.values()], today, tz, ledger, periods
-    )
+    definitions = [kpi.definition for kpi in stored.values()]
+    history = evaluate_kpi_history(connection, definitions, today, tz, ledger, periods)
+    now_only = measured_now(definitions)
     e = kpi_evaluations.c
     newest = select(func.max(e.id)).group_by(e.name, e.version, e.period)
     last = {
@@ -193,14 +249,20 @@ def record_evaluations(
             back = len(values) - 1 - index
             key = (name, stored[name].version, value.period)
             before = last.get(key)
-            new = before is None or before[0] != version if back == 0 else (
-                before is None or before[1] != fraction_text(value.value)
-            )  # fmt: skip
+            if name in now_only:
+                new = before is None or before[1] != fraction_text(value.value) or (
+                    before[0].partition("@")[0] != version
+                )  # fmt: skip
+            else:
+                new = before is None or before[0] != version if back == 0 else (
+                    before is None or before[1] != fraction_text(value.value)
+                )  # fmt: skip
             evaluations.append(Evaluation(name, key[1], value.period, value.value, new))
     now = now_micros()
     new_rows = [
         {"name": ev.name, "version": ev.version, "period": ev.period,
-         "value": fraction_text(ev.value), "data_version": version, "evaluated_at": now}
+         "value": fraction_text(ev.value), "evaluated_at": now,
+         "data_version": f"{version}@{now}" if ev.name in now_only else version}
         for ev in evaluations if ev.recorded
     ]  # fmt: skip
     if new_rows:
