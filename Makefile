@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 # Chart.js, from the npm package pinned in assets/package-lock.json.
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
-.PHONY: run test lint bench bench-api bench-alerting bench-forecast bench-anomaly assets clean
+.PHONY: run test lint bench bench-api bench-alerting bench-forecast bench-anomaly bench-activity \
+	bench-churn assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,17 @@ bench-forecast: $(STAMP)
 
 bench-anomaly: $(STAMP)
 	$(BIN)/python bench/anomaly_eval.py
+
+# 10,000,000 activity events ingested into SQLite (inputs written once into var/).
+bench-activity: $(STAMP)
+	$(BIN)/python bench/activity_ingest.py --work-dir var/bench-activity
+
+# Churn training and scoring on the 100,000-customer demo company (built once into var/).
+bench-churn: $(STAMP)
+	mkdir -p var/bench-churn
+	test -f var/bench-churn/demo.db || $(BIN)/execmetrics demo --customers 100000 --months 36 \
+		--seed 7 --end 2026-11 --db sqlite:///var/bench-churn/demo.db
+	$(BIN)/python bench/churn_speed.py --db sqlite:///var/bench-churn/demo.db --as-of 2026-12-01
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

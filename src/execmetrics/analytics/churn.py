@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from execmetrics.analytics.churn_features import (
     CATEGORICAL,
@@ -125,6 +126,12 @@ class ChurnModel:
     modes: dict[str, str] = field(default_factory=dict)
 
 
+# Gradient boosting's OpenMP threads spin while they wait for a core: on a busy two-core
+# server (or beside the web workers) that made scoring ten times slower, so the models run
+# on one thread.
+ONE_THREAD: dict[str, Any] = {"limits": 1, "user_api": "openmp"}
+
+
 def train_churn_model(
     connection: Any,
     as_of: date,
@@ -133,6 +140,17 @@ def train_churn_model(
     seed: int = 0,
 ) -> ChurnModel:
     """Train on snapshots before `as_of` whose horizon has passed; see the module docstring."""
+    with threadpool_limits(**ONE_THREAD):
+        return _trained(connection, as_of, horizon_days, weights, seed)
+
+
+def _trained(
+    connection: Any,
+    as_of: date,
+    horizon_days: int,
+    weights: dict[str, float] | None,
+    seed: int,
+) -> ChurnModel:
     if not 7 <= horizon_days <= 365:
         raise ChurnError(f"horizon: expected 7 to 365 days, got {horizon_days}")
     weights = weights or DEFAULT_WEIGHTS
@@ -257,26 +275,49 @@ def score_customers(connection: Any, model: ChurnModel, as_of: date, currency: s
         raised = {name: risk.components[name] * model.weights.get(name, 0.0)
                   for name in COMPONENTS}  # fmt: skip
     else:
-        probability = model.pipeline.predict_proba(frame_of(features.table))[:, 1]
-        raised = _attribution(model, features, probability)
+        with threadpool_limits(**ONE_THREAD):
+            probability = model.pipeline.predict_proba(frame_of(features.table))[:, 1]
+            raised = _attribution(model, features)
     factors = _factors(features, raised, currency)
     return ChurnRisk(as_of, model.method, features.keys, features.table.ids, probability,
                      factors, features.column("mrr"))  # fmt: skip
 
 
-def _attribution(
-    model: ChurnModel, features: ChurnFeatures, probability: Vector
-) -> dict[str, Vector]:
-    """How much each group of features raises a customer's probability: the drop when the
-    group takes the training data's typical values (medians; the commonest category)."""
-    frame = frame_of(features.table)
+def _attribution(model: ChurnModel, features: ChurnFeatures) -> dict[str, Vector]:
+    """How much each group of features raises a customer's score: the drop when the group
+    takes the training data's typical values (medians; the commonest category).
+
+    Judged on one fold's fitted pipeline before calibration: calibration maps scores
+    monotonically, so it keeps which group matters most, at a third of the cost. The
+    features are prepared once; each group only swaps its prepared columns.
+    """
+    fitted = model.pipeline.calibrated_classifiers_[0].estimator
+    prepare, estimator = fitted.named_steps["prepare"], fitted.named_steps["model"]
+    prepared = prepare.transform(frame_of(features.table))
+    typical = frame_of(features.table).iloc[:1].copy()
+    for name in NUMERIC:
+        typical[name] = model.medians[name]
+    for name in CATEGORICAL:
+        typical[name] = model.modes[name]
+    typical_row = prepare.transform(typical)[0]
+    names = list(prepare.get_feature_names_out())
+    score = estimator.predict_proba(prepared)[:, 1]
     raised: dict[str, Vector] = {}
-    for group, names in GROUPS.items():
-        typical = frame.copy()
-        for name in names:
-            typical[name] = model.medians[name] if name in model.medians else model.modes[name]
-        raised[group] = probability - model.pipeline.predict_proba(typical)[:, 1]
+    for group, members in GROUPS.items():
+        columns = [i for i, column in enumerate(names) if _prepared_from(column, members)]
+        swapped = prepared.copy()
+        swapped[:, columns] = typical_row[columns]
+        raised[group] = score - estimator.predict_proba(swapped)[:, 1]
     return raised
+
+
+def _prepared_from(column: str, features: tuple[str, ...]) -> bool:
+    """Whether a prepared column (`numbers__mrr`, `categories__tier_Starter`) comes from one
+    of the features."""
+    kind, _, rest = column.partition("__")
+    if kind == "numbers":
+        return rest in features
+    return any(rest.startswith(f"{name}_") for name in features)
 
 
 def _factors(features: ChurnFeatures, raised: dict[str, Vector], currency: str) -> list[list[str]]:

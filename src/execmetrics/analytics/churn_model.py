@@ -26,6 +26,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from execmetrics.analytics.feature_table import FeatureTable
 
@@ -128,6 +129,12 @@ def scores_of(label: Any, probability: Any) -> Scores:
 
 def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> Evaluation:
     """Each model's scores on each of `folds` stratified folds, trained on the others."""
+    # One thread: gradient boosting's OpenMP threads spin while they wait for a busy core.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _cross_validated(table, folds, seed)
+
+
+def _cross_validated(table: FeatureTable, folds: int, seed: int) -> Evaluation:
     if table.label is None:
         raise ChurnModelError("the table has no label column")
     label = table.label
