@@ -73,6 +73,7 @@ def test_every_quality_score_has_a_metric_name() -> None:
         "quality_subscription_events_validity", "quality_subscription_events_timeliness",
         "quality_support_tickets", "quality_support_tickets_completeness",
         "quality_support_tickets_validity", "quality_support_tickets_timeliness",
+        "quality_activity_events", "quality_activity_events_timeliness",
         "quality_ledger", "quality_ledger_consistency",
     }  # fmt: skip
 
@@ -81,7 +82,9 @@ def test_the_declared_dimensions_are_those_the_checks_score(engine: Engine) -> N
     company(engine)
     ticket = {"ticket_id": "t1", "customer_id": "c1", "opened_at": "2024-05-20T10:00:00Z",
               "priority": "low", "category": "bug"}  # fmt: skip
-    ingest(engine, tickets=[ticket])
+    login = {"event_id": "a1", "customer_id": "c1", "occurred_at": "2024-06-01T09:00:00Z",
+             "type": "login"}  # fmt: skip
+    ingest(engine, tickets=[ticket], activity=[login])
     with engine.connect() as connection:
         report = quality_report(connection, parse_timestamp("2024-06-02T00:00:00Z"))
     scored = {name: tuple(found["dimensions"]) for name, found in report.datasets.items()}

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, select
 
 from execmetrics.store.bulk import chunked
 from execmetrics.store.tables import (
+    activity_daily,
     customers,
     mrr_movements,
     subscription_events,
@@ -31,12 +32,14 @@ from execmetrics.store.tables import (
 from execmetrics.timeutil import format_micros
 
 DIMENSIONS = ("completeness", "validity", "consistency", "timeliness")
+DAY_US = 86_400 * 1_000_000
 # The dimensions each dataset's checks below score; KPIs can follow each of these scores
 # (kpi/definitions.py), so a check of a new dataset or dimension is declared here too.
 DATASET_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "customers": ("completeness",),
     "subscription_events": ("completeness", "validity", "timeliness"),
     "support_tickets": ("completeness", "validity", "timeliness"),
+    "activity_events": ("timeliness",),
     "ledger": ("consistency",),
 }
 DEFAULT_FRESHNESS_US = 2 * 86_400 * 1_000_000
@@ -187,6 +190,17 @@ def _ticket_checks(connection: Connection, now_us: int, freshness_us: int) -> It
         yield _freshness("support_tickets", "the newest ticket", newest, now_us, freshness_us)
 
 
+def _activity_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
+    """Activity is kept as daily counts: its newest day must be recent. (Activity for an
+    unknown customer cannot be stored: ingestion refuses it.)"""
+    newest_day = connection.execute(select(func.max(activity_daily.c.day))).scalar()
+    if newest_day is not None:
+        # The end of the newest UTC day with activity: all that day's activity has arrived.
+        newest = (int(newest_day) + 1) * DAY_US
+        yield _freshness("activity_events", "the newest day of activity", min(newest, now_us),
+                         now_us, freshness_us)  # fmt: skip
+
+
 def _ledger_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
     """The movement ledger against itself and against the subscriptions' MRR spans."""
     m, s = mrr_movements.c, subscription_mrr_spans.c
@@ -258,6 +272,7 @@ _CHECKS: tuple[Callable[[Connection, int, int], Iterable[Check]], ...] = (
     _customer_checks,
     _event_checks,
     _ticket_checks,
+    _activity_checks,
     _ledger_checks,
 )
 
