@@ -658,11 +658,21 @@ def daily_analytics(
 @app.command()
 def segments(
     features: Annotated[
-        Path, typer.Option("--features", help="CSV file: one row per customer.", show_default=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--features",
+            help="CSV file: one row per customer (default: the built-in behaviour features of "
+            "every paying customer).",
+            show_default=False,
+        ),
+    ] = None,
     id_column: Annotated[
-        str, typer.Option("--id", help="The column that identifies a row.", show_default=False)
-    ],
+        str | None,
+        typer.Option(
+            "--id", help="With --features: the column that identifies a row.", show_default=False
+        ),
+    ] = None,
+    as_of: AsOfOption = None,
     k: Annotated[int | None, typer.Option("--k", help="Segments (default 5).")] = None,
     choose_k: Annotated[
         bool, typer.Option("--choose-k", help="Choose k from 2 to 8 by silhouette.")
@@ -670,11 +680,17 @@ def segments(
     seed: Annotated[int, typer.Option("--seed", help="Seed of k-means.")] = 0,
     assignments: Annotated[
         Path | None,
-        typer.Option("--assignments", help="Write id,segment for every row to this CSV file."),
+        typer.Option("--assignments", help="Write id,segment,name for every row to this CSV file."),
     ] = None,
+    db: DbOption = None,
     output: TableOrJson = "table",
 ) -> None:
-    """Segment customers by k-means over the numeric features of a table you bring."""
+    """Segment customers by k-means: every paying customer by MRR, tenure, logins, feature
+    breadth and tickets (named power users, steady, new, at risk, inactive), or the rows of a
+    table you bring (docs/segments.md)."""
+    import csv
+
+    from execmetrics.analytics.company_segments import company_segments
     from execmetrics.analytics.feature_table import FeatureTableError, read_feature_table
     from execmetrics.analytics.segments import (
         DEFAULT_K,
@@ -686,35 +702,82 @@ def segments(
     _check_choice(output, ("table", "json"), "--format")
     if choose_k and k is not None:
         raise _fail("give --k or --choose-k, not both")
+    if k is not None and k < 2:
+        raise _fail(f"--k: expected 2 or more, got {k}")
+    if not 0 <= seed < 2**32:
+        raise _fail(f"--seed: expected 0 to {2**32 - 1}, got {seed}")
+    chosen = None if choose_k else (DEFAULT_K if k is None else k)
     try:
-        table = read_feature_table(features, None, id_column)
-        result = segment_customers(
-            table, None if choose_k else (k or DEFAULT_K), seed, given=k is not None
-        )
-    except (FeatureTableError, SegmentsError) as error:
+        if features is None:
+            if id_column is not None:
+                raise _fail("--id: only with --features; the built-in features are by customer_id")
+            day = _as_of(as_of)
+            id_header = "customer_id"
+            with _engine(db).connect() as connection, errors.status("segmenting customers"):
+                result = company_segments(connection, day, chosen, seed, given=k is not None)
+        else:
+            if id_column is None:
+                raise _fail("--id: required with --features: the column that identifies a row")
+            for option, value in (("--as-of", as_of), ("--db", db)):
+                if value is not None:
+                    raise _fail(f"{option}: not used with --features, which brings its own rows")
+            id_header = id_column
+            table = read_feature_table(features, None, id_column)
+            result = segment_customers(table, chosen, seed, given=k is not None)
+    except FeatureTableError as error:
         raise _fail(str(error)) from None
+    except SegmentsError as error:
+        raise _fail(f"--{error}") from None
+    names = result.names()
     if assignments is not None:
-        with assignments.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(f"{id_column},segment\n")
-            handle.writelines(f"{row_id},{number}\n" for row_id, number in
-                              result.assignments.items())  # fmt: skip
+        try:
+            with assignments.open("w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow([id_header, "segment", "name"])
+                writer.writerows([row_id, number, names[number]] for row_id, number in
+                                 result.assignments.items())  # fmt: skip
+        except OSError as error:
+            raise _fail(f"--assignments: cannot write {assignments}: {error.strerror}") from None
     document = segmentation_document(result)
     if output == "json":
         _print_json(document)
         return
+    currency = result.currency
+    if currency is None:
+        title = (
+            f"{result.k} segments of {result.rows} rows ({result.chosen_by} k), "
+            f"silhouette {document['silhouette']}"
+        )
+        shown = Table(title=title, box=box.SIMPLE_HEAVY)
+        for column in ("segment", "name", "size", "share", *result.features):
+            shown.add_column(column, justify="left" if column == "name" else "right")
+        for found in result.segments:
+            shown.add_row(
+                str(found.number), found.name, str(found.size), f"{found.size / result.rows:.1%}",
+                *(f"{found.centre[name]:.6g}" for name in result.features),
+            )  # fmt: skip
+        console.print(shown)
+        return
     title = (
-        f"{result.k} segments of {result.rows} rows ({result.chosen_by} k), "
-        f"silhouette {document['silhouette']}"
+        f"{result.k} segments of {result.rows:,} paying customers as of {result.as_of} "
+        f"({result.chosen_by} k), silhouette {document['silhouette']}; each segment's centre"
     )
     shown = Table(title=title, box=box.SIMPLE_HEAVY)
-    for column in ("segment", "name", "size", "share", *result.features):
+    for column in ("segment", "name", "customers", "share", "MRR", "centre: MRR", "tenure days",
+                   "logins 30d", "features 90d", "tickets 90d"):  # fmt: skip
         shown.add_column(column, justify="left" if column == "name" else "right")
     for found in result.segments:
+        centroid = found.centroid
         shown.add_row(
-            str(found.number), found.name, str(found.size), f"{found.size / result.rows:.1%}",
-            *(f"{found.centre[name]:.6g}" for name in result.features),
+            str(found.number), found.name, f"{found.size:,}", f"{found.size / result.rows:.1%}",
+            Money(int(found.mrr or 0), currency).format(whole=True),
+            Money(round(centroid["mrr"]), currency).format(whole=True),
+            f"{centroid['tenure_days']:,.0f}", f"{centroid['logins_30d']:.1f}",
+            f"{centroid['feature_breadth_90d']:.1f}", f"{centroid['tickets_90d']:.1f}",
         )  # fmt: skip
     console.print(shown)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 @app.command()

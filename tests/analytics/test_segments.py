@@ -104,7 +104,9 @@ def test_the_command_writes_segments_and_assignments(tmp_path: Path) -> None:
     assert (document["k"], document["chosen_by"]) == (3, "given")
     assert [s["size"] for s in document["segments"]] == [60, 40, 20]
     assigned = list(csv.DictReader(out.open()))
-    assert len(assigned) == 120 and set(assigned[0]) == {"customer", "segment"}
+    assert len(assigned) == 120 and list(assigned[0]) == ["customer", "segment", "name"]
+    names = {s["segment"]: s["name"] for s in document["segments"]}
+    assert all(names[int(row["segment"])] == row["name"] for row in assigned)
     table_output = CliRunner().invoke(
         cli, ["segments", "--features", str(path), "--id", "customer"]
     )
