@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from execmetrics.ingest.readers import Row
+from execmetrics.ingest.readers import Row, record_of_row
+from execmetrics.ingest.rows import ACTIVITY_COLUMNS
 from execmetrics.ingest.service import IngestResult, ingest_sources
 from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.metrics.cohorts import compute_cohorts
@@ -131,7 +132,11 @@ def ingest(
         ("fx_rates", "fx_rates.csv", numbered(fx_rates)),
         ("marketing_spend", "marketing_spend.csv", numbered(marketing_spend)),
         ("support_tickets", "support_tickets.csv", numbered(tickets)),
-        ("activity_events", "activity_events.csv", numbered(activity)),
+        (
+            "activity_events",
+            "activity_events.csv",
+            [(line, record_of_row(row, ACTIVITY_COLUMNS)) for line, row in numbered(activity)],
+        ),
     ]
     return ingest_sources(engine, [s for s in sources if s[2]])  # type: ignore[misc]
 

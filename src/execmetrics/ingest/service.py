@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,7 +24,6 @@ from execmetrics.ingest.readers import (
     kind_of,
     read_records,
     read_rows,
-    record_of_row,
 )
 from execmetrics.ingest.rows import ACTIVITY_COLUMNS, PARSERS, REQUIRED_COLUMNS
 from execmetrics.ingest.staging import DATA_SETS, Stage
@@ -146,8 +145,8 @@ def ingest_in_transaction(
 ) -> IngestResult:
     """Ingest within the caller's transaction, which must be rolled back on IngestError.
 
-    Rows come as dicts (Row) or, for activity events, also as tuples in ACTIVITY_COLUMNS
-    order (Record). Activity events keep their raw rows only when `keep_activity_rows`.
+    Rows come as dicts (Row), activity events as tuples in ACTIVITY_COLUMNS order (Record:
+    see readers.record_of_row). Activity events keep their raw rows only when `keep_activity_rows`.
     """
     started = time.perf_counter()
     progress = progress or IngestProgress()
@@ -235,17 +234,9 @@ def _ingest_activity(
     for name, rows in sources:
         if progress.on_file:
             progress.on_file("activity_events", Path(name))
-        counts.received += stage.add(name, _as_records(rows), problems, progress.on_rows)
+        counts.received += stage.add(name, rows, problems, progress.on_rows)
     counts.inserted, counts.unchanged = stage.merge(ingestion_id, problems, keep_rows)
     stage.drop()
-
-
-def _as_records(
-    rows: Iterable[tuple[int, Any]],
-) -> Iterator[tuple[int, Record | RowError | FileError]]:
-    # Batches sent to the API arrive as dicts; files are read as tuples already.
-    for line, row in rows:
-        yield line, (record_of_row(row, ACTIVITY_COLUMNS) if isinstance(row, dict) else row)
 
 
 def _start_ingestion(connection: Connection, actor: str, sources: list[str]) -> int:

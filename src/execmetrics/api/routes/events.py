@@ -22,7 +22,7 @@ from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import EventBatch, IngestionPage, IngestOut, KindCountsOut
 from execmetrics.audit.chain import append
 from execmetrics.ingest.problems import RowError
-from execmetrics.ingest.readers import Row, scalar_text
+from execmetrics.ingest.readers import Record, Row, record_of_row, scalar_text
 from execmetrics.ingest.rows import (
     ACTIVITY_COLUMNS,
     CUSTOMER_COLUMNS,
@@ -52,7 +52,7 @@ KNOWN_FIELDS = {
 }
 
 
-def _rows(kind: str, batch: EventBatch) -> Iterator[tuple[int, Row | RowError]]:
+def _rows(kind: str, batch: EventBatch) -> Iterator[tuple[int, Row | Record | RowError]]:
     """Rows numbered from 1, as `rows[N]` in problem reports."""
     for number, record in enumerate(batch.rows, start=1):
         unknown = sorted(set(record) - KNOWN_FIELDS[kind]) if kind != "customers" else []
@@ -63,9 +63,12 @@ def _rows(kind: str, batch: EventBatch) -> Iterator[tuple[int, Row | RowError]]:
             yield number, RowError(missing[0], "required but missing")
         else:
             try:
-                yield number, {key: scalar_text(value, key) for key, value in record.items()}
+                row = {key: scalar_text(value, key) for key, value in record.items()}
             except RowError as error:
                 yield number, error
+                continue
+            # Activity events are staged as tuples, the shape their bulk path reads.
+            yield number, record_of_row(row, ACTIVITY_COLUMNS) if kind == "activity_events" else row
 
 
 @router.post("/events/{kind}", response_model=IngestOut)
