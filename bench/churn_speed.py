@@ -19,8 +19,10 @@ from datetime import date
 
 from execmetrics.analytics.churn import score_customers, train_churn_model  # type: ignore[import-untyped, unused-ignore]
 from execmetrics.analytics.churn_features import churn_features  # type: ignore[import-untyped, unused-ignore]
+from execmetrics.analytics.churn_store import latest_model, save_model  # type: ignore[import-untyped, unused-ignore]
 from execmetrics.settings_store import reporting_currency  # type: ignore[import-untyped, unused-ignore]
 from execmetrics.store.database import open_database  # type: ignore[import-untyped, unused-ignore]
+from execmetrics.timeutil import now_micros  # type: ignore[import-untyped, unused-ignore]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,14 +30,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", required=True)
     parser.add_argument("--as-of", type=date.fromisoformat, required=True)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--stored", action="store_true", help="score with the model an earlier run stored"
+    )
     arguments = parser.parse_args(argv)
     engine = open_database(arguments.db)
-    with engine.connect() as connection:
+    with engine.begin() as connection:
         started = time.perf_counter()
-        model = train_churn_model(connection, arguments.as_of)
+        stored = latest_model(connection) if arguments.stored else None
+        if stored is None:
+            model = train_churn_model(connection, arguments.as_of)
+            save_model(connection, model, now_micros())
+        else:
+            model = stored.model
         trained = time.perf_counter() - started
         split = model.evaluation["split"]
-        print(f"training: {trained:.1f} s, {len(split['snapshots'])} snapshots, "
+        how = " (stored before)" if stored else ""
+        print(f"training: {trained:.1f} s{how}, {len(split['snapshots'])} snapshots, "
               f"{split['train_rows']:,} training rows ({split['train_churned']:,} churned), "
               f"test snapshot {split['test_snapshot']}: {split['test_rows']:,} rows "
               f"({split['test_churned']:,} churned); chosen: {model.method}")  # fmt: skip

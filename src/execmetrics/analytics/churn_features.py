@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, and_, case, distinct, func, or_, select
 
 from execmetrics.analytics.feature_table import FeatureTable
 from execmetrics.store.bulk import chunked, fetch_tuples
@@ -164,55 +165,52 @@ def _subscriptions(
 def _activity(
     connection: Connection, index: dict[int, int], as_of: date, numeric: dict[str, Vector]
 ) -> bool:
-    """Fills the login and usage features; False when no activity is stored before the date."""
+    """Fills the login and usage features; False when no activity is stored before the date.
+
+    One grouped scan of the daily counts, in the database: the rows come in customer order
+    (the table's key), so grouping needs no sort, and only one row per customer comes back.
+    """
     day = (as_of - date(1970, 1, 1)).days
     d, t = activity_daily.c, activity_types.c
     login_key = connection.execute(select(t.id).where(t.name == LOGIN)).scalar()
-    rows = fetch_tuples(
+    is_login = d.type_key == (login_key if login_key is not None else -1)
+
+    def within(days: int, condition: Any) -> Any:
+        return func.sum(case((and_(condition, d.day >= day - days), d.events), else_=0))
+
+    totals = fetch_tuples(
         connection,
-        select(d.customer_key, d.day, d.type_key, d.events).where(d.day >= day - 90, d.day < day),
-    )
-    last_login = {
-        key: last
-        for key, last in connection.execute(
-            select(d.customer_key, func.max(d.day))
-            .where(d.type_key == (login_key if login_key is not None else -1), d.day < day)
-            .group_by(d.customer_key)
+        select(
+            d.customer_key,
+            within(7, is_login), within(30, is_login), within(90, is_login),
+            within(30, ~is_login), within(90, ~is_login),
+            func.count(distinct(case((and_(~is_login, d.day >= day - 90), d.type_key)))),
+            func.max(case((is_login, d.day))),
         )
-    }
+        .where(d.day < day)
+        .group_by(d.customer_key),
+    )  # fmt: skip
     size = len(index)
-    since = np.full(size, NEVER_DAYS)
-    for key, last in last_login.items():
-        if key in index:
-            since[index[key]] = min(NEVER_DAYS, float(day - last))
-    numeric["days_since_login"] = since
-    has_activity = bool(rows) or bool(last_login) or _any_activity_before(connection, day)
-    if not rows:
-        return has_activity
-    data = np.array(rows, dtype=np.int64)
-    known = np.array([int(key) in index for key in data[:, 0].tolist()])
-    data = data[known]
-    rows_at = np.array([index[int(key)] for key in data[:, 0].tolist()], dtype=np.int64)
-    age = day - data[:, 1]  # 1 for yesterday
-    events = data[:, 3].astype(np.float64)
-    is_login = data[:, 2] == (login_key if login_key is not None else -1)
-
-    def total(mask: npt.NDArray[np.bool_]) -> Vector:
-        return np.bincount(rows_at[mask], weights=events[mask], minlength=size).astype(np.float64)
-
-    numeric["logins_7d"] = total(is_login & (age <= 7))
-    numeric["logins_30d"] = total(is_login & (age <= 30))
-    numeric["logins_90d"] = total(is_login)
-    numeric["login_trend"] = trend(
-        numeric["logins_30d"], numeric["logins_90d"] - numeric["logins_30d"]
+    columns = np.zeros((size, 7))
+    columns[:, 6] = np.nan
+    for key, *values in totals:
+        n = index.get(key)
+        if n is not None:
+            columns[n] = [np.nan if value is None else value for value in values]
+    numeric["logins_7d"], numeric["logins_30d"], numeric["logins_90d"] = (
+        columns[:, 0],
+        columns[:, 1],
+        columns[:, 2],
     )
-    usage_30d = total(~is_login & (age <= 30))
-    numeric["usage_30d"] = usage_30d
-    numeric["usage_trend"] = trend(usage_30d, total(~is_login) - usage_30d)
-    # Distinct (customer, feature) pairs, counted per customer.
-    pairs = np.unique(np.stack([rows_at[~is_login], data[~is_login, 2]]), axis=1)
-    numeric["feature_breadth_90d"] = np.bincount(pairs[0], minlength=size).astype(np.float64)
-    return True
+    numeric["login_trend"] = trend(columns[:, 1], columns[:, 2] - columns[:, 1])
+    numeric["usage_30d"] = columns[:, 3]
+    numeric["usage_trend"] = trend(columns[:, 3], columns[:, 4] - columns[:, 3])
+    numeric["feature_breadth_90d"] = columns[:, 5]
+    last_login = columns[:, 6]
+    numeric["days_since_login"] = np.where(
+        np.isnan(last_login), NEVER_DAYS, np.minimum(NEVER_DAYS, day - np.nan_to_num(last_login))
+    )
+    return bool(totals)
 
 
 def trend(last_30: Vector, prior_60: Vector) -> Vector:
@@ -227,11 +225,6 @@ def trend(last_30: Vector, prior_60: Vector) -> Vector:
 def first_activity_day(connection: Connection) -> date | None:
     first = connection.execute(select(func.min(activity_daily.c.day))).scalar()
     return None if first is None else date(1970, 1, 1) + timedelta(days=int(first))
-
-
-def _any_activity_before(connection: Connection, day: int) -> bool:
-    d = activity_daily.c
-    return connection.execute(select(d.day).where(d.day < day).limit(1)).first() is not None
 
 
 def _tickets(
