@@ -431,3 +431,39 @@ class AnomaliesDocument(Strict):
     sensitivity: float
     flagged: list[str]
     points: list[AnomalyPoint]
+
+
+class ChurnModelOut(Strict):
+    """The newest churn model version and how it was judged (docs/churn.md)."""
+
+    version: int
+    method: str
+    reason: str
+    horizon_days: int
+    as_of: str
+    trained_at: str
+    weights: dict[str, float]
+    evaluation: dict[str, Any]
+
+
+class ChurnRiskItem(Strict):
+    customer_id: str
+    name: str | None
+    probability: float
+    mrr: int
+    factors: list[str]
+
+
+class ChurnRiskPage(Strict):
+    """One page of the newest scoring run, riskiest first; `probability` is the weighted
+    risk score (0 to 1) when `method` is weighted_score."""
+
+    run: int
+    model_version: int
+    method: str
+    horizon_days: int
+    as_of: str
+    scored_at: str
+    customers: int
+    currency: str
+    items: list[ChurnRiskItem]
