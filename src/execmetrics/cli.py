@@ -333,7 +333,8 @@ def cohorts(
     output: FormatOption = "table",
     db: DbOption = None,
 ) -> None:
-    """Logo and revenue retention of each sign-up cohort over the following periods."""
+    """Logo, revenue and activity retention of each sign-up cohort over the following
+    periods."""
     _check_choice(output, render.FORMATS, "--format")
     _check_choice(interval, INTERVALS, "--interval")
     try:
@@ -342,7 +343,24 @@ def cohorts(
             report = compute_cohorts(connection, start, end, interval, tz)
     except PeriodError as error:
         raise _fail(str(error)) from None
-    _print_rows(report, COHORT_FIELDS, output, f"Cohorts ({report.currency}, {tz})")
+    title = f"Cohorts ({report.currency}, {tz})"
+    if output != "table":
+        _print_rows(report, COHORT_FIELDS, output, title)
+        return
+    # The table renderer shows only the rates it knows as percentages; activity retention
+    # is shown as logo retention is.
+    rows = [
+        {**row, "activity_retention": render.format_value(
+            "logo_retention", row["activity_retention"], report.currency)}
+        for row in report.rows
+    ]  # fmt: skip
+    shown = MetricsReport(report.currency, report.timezone, report.interval, rows)
+    table = render.rows_table(shown, list(COHORT_FIELDS), title)
+    for column, heading in zip(table.columns, COHORT_FIELDS, strict=True):
+        column.header = {"active": "Active", "activity_retention": "Activity retention"}.get(
+            heading, column.header
+        )
+    console.print(table)
 
 
 @app.command()

@@ -25,6 +25,32 @@ class MetricsDocument(Strict):
     rows: list[dict[str, Any]]
 
 
+class CohortRow(Strict):
+    """One cohort at one offset (docs/metrics.md, definition 8)."""
+
+    cohort: str
+    offset: int
+    customers: int
+    retained: int
+    logo_retention: float | None
+    mrr: int
+    new_mrr: int
+    revenue_retention: float | None
+    ltv: int | None
+    active: int | None = Field(
+        description="Cohort customers with activity in the period; null when the period lies "
+        "outside the span of the company's stored activity"
+    )
+    activity_retention: float | None = Field(description="active / customers")
+
+
+class CohortsDocument(Strict):
+    currency: str
+    timezone: str
+    interval: Literal["week", "month", "quarter", "year"]
+    rows: list[CohortRow]
+
+
 class Figure(Strict):
     value: int | float | None
     previous: int | float | None

@@ -62,7 +62,7 @@ def data_version(connection: Connection) -> str:
 
 # Raised whenever a document gains or loses a field, so that a server of the new code never
 # serves a document cached by the old one for the same data.
-DOCUMENT_FORMAT = 2
+DOCUMENT_FORMAT = 3
 
 
 def cache_key(kind: str, version: str, **parameters: object) -> str:

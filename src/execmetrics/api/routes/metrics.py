@@ -15,7 +15,13 @@ from execmetrics.api.deps import (
     read_in_aggregate,
 )
 from execmetrics.api.problems import PROBLEM_RESPONSES
-from execmetrics.api.schemas import CustomerOut, CustomerPage, MetricsDocument, SummaryDocument
+from execmetrics.api.schemas import (
+    CohortsDocument,
+    CustomerOut,
+    CustomerPage,
+    MetricsDocument,
+    SummaryDocument,
+)
 from execmetrics.metrics.cache import cohorts_document, metrics_document, summary_document
 from execmetrics.metrics.customers import customer_detail, customer_page
 from execmetrics.metrics.periods import default_range
@@ -76,7 +82,7 @@ def metrics(
 @router.get(
     "/cohorts",
     response_class=Response,
-    responses={200: {"model": MetricsDocument, **JSON_DOCUMENT}},
+    responses={200: {"model": CohortsDocument, **JSON_DOCUMENT}},
 )
 def cohorts(
     _: AnalystCaller,
@@ -87,7 +93,7 @@ def cohorts(
     interval: Interval = "month",
     tz: Tz = "UTC",
 ) -> Response:
-    """Logo and revenue retention of each sign-up cohort."""
+    """Logo, revenue and activity retention of each sign-up cohort."""
     start, end = default_range(first, to, interval, tz)
     return _json(cohorts_document(state.cache, connection, start, end, interval, tz))
 
