@@ -1,14 +1,19 @@
-"""Forecasts and anomaly judgements of a named series, as the command line prints them and
-the API returns them (docs/forecasting.md, docs/anomalies.md)."""
+"""Forecasts and anomaly judgements of a named series, and the data quality report, as the
+command line prints them and the API and dashboard show them (docs/forecasting.md,
+docs/anomalies.md, docs/quality.md)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from sqlalchemy import Connection
+
 from execmetrics.analytics.anomaly import detect
 from execmetrics.analytics.forecast import forecast_document, forecast_series
 from execmetrics.analytics.metric_series import NamedSeries
+from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US, quality_document, quality_report
+from execmetrics.timeutil import now_micros
 
 
 def forecast_of(named: NamedSeries, horizon: int) -> dict[str, Any]:
@@ -48,6 +53,15 @@ def anomalies_of(named: NamedSeries, method: str, sensitivity: float | None) -> 
         "flagged": [point["period"] for point in points if point["flag"]],
         "points": points,
     }
+
+
+def quality_of(
+    connection: Connection, freshness_us: int = DEFAULT_FRESHNESS_US, now_us: int | None = None
+) -> dict[str, Any]:
+    """The data quality document at `now_us` (default: now), as `execmetrics quality --format
+    json` prints it: timeliness is graded against `freshness_us`."""
+    at = now_micros() if now_us is None else now_us
+    return quality_document(quality_report(connection, at, freshness_us))
 
 
 def _finite(value: float) -> float | None:

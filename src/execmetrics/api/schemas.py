@@ -459,6 +459,31 @@ class AnomaliesDocument(Strict):
     points: list[AnomalyPoint]
 
 
+class QualityDataset(Strict):
+    score: float
+    dimensions: dict[str, float]
+
+
+class QualityCheck(Strict):
+    dataset: str
+    dimension: Literal["completeness", "validity", "consistency", "timeliness"]
+    check: str
+    description: str
+    score: float
+    total: int
+    failing: int
+    examples: list[str] = Field(max_length=5)
+
+
+class QualityDocument(Strict):
+    """As `execmetrics quality --format json` prints it (docs/quality.md): scores from 0 to
+    100, rounded to two places; `overall` is null while there is nothing to score."""
+
+    overall: float | None
+    datasets: dict[str, QualityDataset]
+    checks: list[QualityCheck]
+
+
 class ChurnModelOut(Strict):
     """The newest churn model version and how it was judged (docs/churn.md)."""
 

@@ -1,9 +1,11 @@
-"""Dashboard pages: sign-in, sign-out, the executive overview, KPIs, alerts and the signed-in
-user's notifications, and the page behind the signed acknowledge link of alert notifications.
+"""Dashboard pages: sign-in, sign-out, the executive overview, KPIs, the forecast, data
+quality, alerts and the signed-in user's notifications, and the page behind the signed
+acknowledge link of alert notifications.
 
 Pages render their data on the server, so a page view costs one rate-limited request; the
-browser only draws the charts (static/overview.js and static/kpis.js, with Chart.js from the
-pinned npm package). Forms post back with the session's CSRF token (docs/dashboard-alerts.md).
+browser only draws the charts (static/overview.js, static/kpis.js and static/forecast.js,
+with Chart.js from the pinned npm package). Forms post back with the session's CSRF token
+(docs/dashboard-alerts.md).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from execmetrics.api.deps import (
     require,
     set_database_role,
 )
-from execmetrics.errors import NotAuthenticated, RateLimited
+from execmetrics.errors import Forbidden, NotAuthenticated, RateLimited
 from execmetrics.metrics.cache import metrics_document, summary_document
 from execmetrics.metrics.periods import default_range
 from execmetrics.money import currency_exponent
@@ -63,6 +65,8 @@ def moment(micros: int | None) -> str:
 
 
 TEMPLATES.env.filters["moment"] = moment
+# `{% if user.role is at_least("analyst") %}`: the navigation links only pages the role may open.
+TEMPLATES.env.tests["at_least"] = lambda role, least: Role(role).includes(Role(least))
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,6 +83,9 @@ def page_caller(role: Role) -> Any:
             return api_dependency(request, connection, state)
         except NotAuthenticated:
             raise SignInRequired from None
+        except Forbidden as error:
+            # A person following a link gets a page saying why, not a problem document.
+            raise PageRefused(error.detail[:1].upper() + error.detail[1:] + ".") from None
 
     dependency.required_role = role  # type: ignore[attr-defined]
     return dependency
@@ -141,6 +148,7 @@ def form_caller(role: Role) -> Any:
 
 
 ViewerPage = Annotated[Identity, Depends(page_caller(Role.VIEWER))]
+AnalystPage = Annotated[Identity, Depends(page_caller(Role.ANALYST))]
 ViewerForm = Annotated[Identity, Depends(form_caller(Role.VIEWER))]
 ExecutiveForm = Annotated[Identity, Depends(form_caller(Role.EXECUTIVE))]
 
@@ -283,10 +291,11 @@ def render_page(
 
 
 def install(app: FastAPI) -> None:
-    from execmetrics.web import alert_pages, kpi_pages
+    from execmetrics.web import alert_pages, analytics_pages, kpi_pages
 
     app.include_router(router)
     app.include_router(kpi_pages.router)
+    app.include_router(analytics_pages.router)
     app.include_router(alert_pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("execmetrics.web") / "static")), name="static"

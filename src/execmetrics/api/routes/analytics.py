@@ -1,5 +1,6 @@
 """Forecasts and anomaly judgements of the engine's own series (docs/forecasting.md,
-docs/anomalies.md): the same documents as `execmetrics forecast` and `anomalies` print."""
+docs/anomalies.md) and the data quality report (docs/quality.md): the same documents as
+`execmetrics forecast`, `anomalies` and `quality` print."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from execmetrics.analytics.anomaly import AnomalyError
 from execmetrics.analytics.forecast import MAX_HORIZON, ForecastError
 from execmetrics.analytics.metric_series import NamedSeries, stored_series
 from execmetrics.analytics.series import SeriesError
-from execmetrics.analytics.service import anomalies_of, forecast_of
+from execmetrics.analytics.service import anomalies_of, forecast_of, quality_of
 from execmetrics.api.deps import AnalystCaller, DbDep
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.routes.metrics import Tz
-from execmetrics.api.schemas import AnomaliesDocument, ForecastDocument
+from execmetrics.api.schemas import AnomaliesDocument, ForecastDocument, QualityDocument
 from execmetrics.errors import InvalidParameter
 from execmetrics.kpi.formula import NAME_PATTERN
 from execmetrics.metrics.periods import time_zone
+from execmetrics.timeutil import parse_duration
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"], responses=PROBLEM_RESPONSES)
 
@@ -77,3 +79,21 @@ def anomalies(
         return AnomaliesDocument.model_validate(anomalies_of(named, method, sensitivity))
     except AnomalyError as error:
         raise InvalidParameter("sensitivity", str(error)) from None
+
+
+@router.get("/quality", response_model=QualityDocument)
+def quality(
+    _: AnalystCaller,
+    connection: DbDep,
+    freshness: Annotated[
+        str,
+        Query(max_length=12, description="How old the newest row may be: 90m, 36h, 2d"),
+    ] = "2d",
+) -> QualityDocument:
+    """Data quality scores from 0 to 100 per check, per dataset and dimension, per dataset
+    and overall, with each check's failing rows and up to five of their ids."""
+    try:
+        limit = parse_duration(freshness)
+    except ValueError as error:
+        raise InvalidParameter("freshness", str(error)) from None
+    return QualityDocument.model_validate(quality_of(connection, limit))

@@ -1,0 +1,449 @@
+"""The Forecast and Data quality pages in a real browser, on a small company whose history ends
+last month and whose data holds deliberate flaws: two customers without a country, a start at
+a hundredth of its plan's price, and a ticket closed before it was opened.
+
+`execmetrics serve` runs on SQLite, and on PostgreSQL as the application role, so row-level
+security applies as in production. Chromium is driven with Playwright. Each page is compared
+with the API document it shows (GET /api/v1/forecast and /api/v1/quality).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import Engine
+from tests.builders import cancel, customer, ingest, start
+from tests.database import truncate_all
+from tests.web.test_browser import (
+    CHROMIUM,
+    EXECMETRICS,
+    TIMEOUT_MS,
+    _environment,
+    _free_port,
+    _wait_until_healthy,
+)
+from tests.web.test_kpi_alert_pages import Tab, _collect_errors, _database
+
+from execmetrics import render
+from execmetrics.accounts.roles import Role
+from execmetrics.accounts.service import create_token, create_user
+from execmetrics.metrics.periods import label, shift_periods
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+from playwright import sync_api
+
+SECRET = "a-test-secret-key-for-the-analytics-pages-0123456789"
+PASSWORD = "correct horse battery staple"
+ANALYST, VIEWER = "analyst@example.com", "viewer@example.com"
+DAY_US = 86_400 * 10**6
+HISTORY_MONTHS = 30
+# A forecast fits and backtests every candidate model as the page is asked for: seconds.
+NAVIGATION_TIMEOUT_MS = 90_000
+DATASETS = ("History", "Forecast", "95% lower", "95% interval", "80% lower", "80% interval")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    customer_id: str
+    started: datetime
+    amount: int  # pence a month
+    cancelled: datetime | None = None
+
+
+def company(now: datetime) -> list[Subscription]:
+    """A customer a month for the 30 months before this one, each paying a little more; every
+    sixth leaves four months after starting. One starts at a hundredth of the plan's price a
+    year ago, and one yesterday, so the newest event is fresh."""
+    this_month = date(now.year, now.month, 1)
+    found = []
+    for n in range(HISTORY_MONTHS):
+        month = shift_periods(this_month, "month", HISTORY_MONTHS - n)
+        started = datetime(month.year, month.month, 5, 9, tzinfo=UTC)
+        cancelled = None
+        if n % 6 == 5 and n + 4 < HISTORY_MONTHS:
+            left = shift_periods(month, "month", -4)
+            cancelled = datetime(left.year, left.month, 20, 9, tzinfo=UTC)
+        found.append(Subscription(f"c{n:02d}", started, 10_000 + 400 * n, cancelled))
+    year_ago = shift_periods(this_month, "month", 12)
+    odd_start = datetime(year_ago.year, year_ago.month, 12, tzinfo=UTC)
+    found.append(Subscription("c-odd", odd_start, 160))
+    found.append(Subscription("c-new", now - timedelta(days=1), 12_000))
+    return found
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ingest_company(engine: Engine, now: datetime) -> None:
+    subscriptions = company(now)
+    customers = [
+        customer(s.customer_id, segment="smb", acquisition_source="referral",
+                 country=None if s.customer_id in ("c02", "c09") else "GB")
+        for s in subscriptions
+    ]  # fmt: skip
+    events = []
+    for s in subscriptions:
+        event_id = "e-odd" if s.customer_id == "c-odd" else f"e-{s.customer_id}"
+        events.append(start(event_id, s.customer_id, f"s-{s.customer_id}", stamp(s.started),
+                            s.amount, tier="standard"))  # fmt: skip
+        if s.cancelled is not None:
+            events.append(cancel(f"x-{s.customer_id}", s.customer_id, f"s-{s.customer_id}",
+                                 stamp(s.cancelled)))  # fmt: skip
+    tickets = [
+        {"ticket_id": "t-ok", "customer_id": "c01", "opened_at": stamp(now - timedelta(hours=3)),
+         "closed_at": stamp(now - timedelta(hours=2)), "priority": "normal", "category": "billing"},
+        {"ticket_id": "t-backwards", "customer_id": "c04",
+         "opened_at": stamp(now - timedelta(hours=3)), "closed_at": stamp(now - timedelta(hours=4)),
+         "priority": "high", "category": "bug"},
+    ]  # fmt: skip
+    ingest(engine, customers=customers, events=events, tickets=tickets)
+
+
+def at_month_end(subscriptions: list[Subscription], month: date) -> list[Subscription]:
+    """The subscriptions in force at the end of a month (UTC)."""
+    following = shift_periods(month, "month", -1)
+    end = datetime(following.year, following.month, 1, tzinfo=UTC)
+    return [
+        s for s in subscriptions
+        if s.started < end and (s.cancelled is None or s.cancelled >= end)
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Site:
+    base_url: str
+    now: datetime
+    token: str  # an analyst's API token, to compare the pages with the API
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def api(self, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url(path), headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    @property
+    def last_month(self) -> date:
+        return shift_periods(date(self.now.year, self.now.month, 1), "month", 1)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("analytics-pages")
+    database = _database(request, folder)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with database.engine.begin() as connection:
+        create_user(connection, ANALYST, PASSWORD, Role.ANALYST)
+        create_user(connection, VIEWER, PASSWORD, Role.VIEWER)
+        token, _ = create_token(connection, "analytics-pages", Role.ANALYST, DAY_US)
+    ingest_company(database.engine, now)
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = _environment() | {"EXECMETRICS_SECRET_KEY": SECRET, "EXECMETRICS_SCHEDULER": "false"}
+    log = folder / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(EXECMETRICS), "serve", "--port", str(port), "--db", database.server_url],
+            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        _wait_until_healthy(process, base_url, log)
+        yield Site(base_url, now, token)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if request.param == "sqlite":
+            database.engine.dispose()
+        else:
+            truncate_all(database.engine)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Tab]:
+    """A fresh browser context (no cookies) per test, with the errors its pages report."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield Tab(page, _collect_errors(page))
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, site: Site, email: str) -> None:
+    page.goto(site.url("/sign-in"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.url == site.url("/")
+
+
+def fan_chart(page: Page) -> dict[str, Any]:
+    """What Chart.js holds for the fan chart: its labels, and each dataset's label, data and
+    fill."""
+    return page.evaluate(  # type: ignore[no-any-return]
+        """() => {
+            const chart = Chart.getChart("fan");
+            return {
+                labels: chart.data.labels,
+                datasets: chart.data.datasets.map((d) => ({label: d.label, data: d.data,
+                                                           fill: d.fill})),
+                drawn: [chart.canvas.width, chart.canvas.height],
+            };
+        }"""
+    )
+
+
+def months(first: date, count: int) -> list[str]:
+    return [label(shift_periods(first, "month", -i), "month") for i in range(count)]
+
+
+# Forecast --------------------------------------------------------------------------------------
+
+
+def test_the_forecast_page_draws_the_fan_chart_of_the_mrr_forecast(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    with page.expect_navigation():
+        page.click("nav.pages a[href='/forecast']")
+    page.wait_for_selector("body[data-charts-ready='true']")
+    document = site.api("/api/v1/forecast?series=mrr&horizon=12")
+    backtest = document["backtest"]
+
+    assert page.locator("h1 small").inner_text() == "MRR, 12 months ahead · GBP"
+    chosen, baseline = page.locator(".figure-card.chosen"), page.locator(".figure-card.baseline")
+    assert chosen.locator(".value").inner_text() == document["model"]
+    assert chosen.locator(".mase").inner_text() == str(backtest["mase"])
+    assert baseline.locator(".value").inner_text() == backtest["baseline"] == "seasonal_naive"
+    assert baseline.locator(".mase").inner_text() == str(backtest["baseline_mase"])
+    candidates = page.locator("table.candidates tbody tr")
+    assert candidates.evaluate_all("(rows) => rows.map((r) => r.dataset.candidate)") == list(
+        backtest["candidates"]
+    )
+    assert page.locator("tr.chosen").get_attribute("data-candidate") == document["model"]
+    assert page.locator(".notes li").all_inner_texts() == document["notes"]
+
+    chart = fan_chart(page)
+    first = shift_periods(site.last_month, "month", HISTORY_MONTHS - 1)
+    assert chart["labels"] == months(first, HISTORY_MONTHS + 12)
+    datasets = {dataset["label"]: dataset for dataset in chart["datasets"]}
+    assert list(datasets) == list(DATASETS)
+    assert chart["drawn"][0] > 0 and chart["drawn"][1] > 0
+    # Each band's upper edge is shaded down to its lower edge, the dataset before it.
+    assert [datasets[name]["fill"] for name in DATASETS] == [False, False, False, "-1", False, "-1"]
+
+    history = datasets["History"]["data"]
+    assert history[HISTORY_MONTHS:] == [None] * 12
+    expected_mrr = sum(s.amount for s in at_month_end(company(site.now), site.last_month))
+    assert history[HISTORY_MONTHS - 1] == expected_mrr / 100  # pounds
+    assert history[0] == 100.0  # the first customer, £100 a month
+    for key, name in [("forecast", "Forecast"), ("upper_95", "95% interval"),
+                      ("lower_95", "95% lower"), ("upper_80", "80% interval"),
+                      ("lower_80", "80% lower")]:  # fmt: skip
+        data = datasets[name]["data"]
+        # The fan opens from the last month seen.
+        assert data[: HISTORY_MONTHS - 1] == [None] * (HISTORY_MONTHS - 1)
+        assert data[HISTORY_MONTHS - 1] == expected_mrr / 100
+        assert data[HISTORY_MONTHS:] == [point[key] / 100 for point in document["forecast"]]
+
+    rows = page.locator("table.forecast-points tbody tr")
+    assert rows.count() == 12
+    first_point = document["forecast"][0]
+    assert rows.first.get_attribute("data-period") == first_point["period"]
+    assert rows.first.locator(".forecast-value").inner_text() == render.format_kpi_value(
+        Fraction(first_point["forecast"]), "money", "GBP"
+    )
+    assert tab.errors == []
+
+
+def test_another_series_and_horizon_are_chosen_with_the_form(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    page.goto(site.url("/forecast"))
+    page.select_option("select[name=series]", "customers")
+    page.fill("input[name=horizon]", "6")
+    with page.expect_navigation():
+        page.click("form.choice button[type=submit]")
+    assert page.url == site.url("/forecast?series=customers&horizon=6")
+    page.wait_for_selector("body[data-charts-ready='true']")
+    assert page.locator("h1 small").inner_text() == "Paying customers, 6 months ahead"
+    assert page.input_value("select[name=series]") == "customers"
+
+    document = site.api("/api/v1/forecast?series=customers&horizon=6")
+    chart = fan_chart(page)
+    datasets = {dataset["label"]: dataset["data"] for dataset in chart["datasets"]}
+    assert list(datasets) == list(DATASETS)
+    paying = len(at_month_end(company(site.now), site.last_month))
+    assert datasets["History"][HISTORY_MONTHS - 1] == paying  # a count: not scaled
+    assert datasets["Forecast"][HISTORY_MONTHS:] == [p["forecast"] for p in document["forecast"]]
+    assert page.locator("table.forecast-points tbody tr").count() == 6
+    assert page.locator(".figure-card.chosen .value").inner_text() == document["model"]
+    assert tab.errors == []
+
+
+def test_a_bad_series_or_horizon_is_explained_on_the_page(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    for query, message in [
+        ("?horizon=0", "Horizon: give a whole number of periods from 1 to 120."),
+        ("?horizon=121", "Horizon: give a whole number of periods from 1 to 120."),
+        ("?horizon=six", "Horizon: give a whole number of periods from 1 to 120."),
+        ("?series=revenue", "Series: expected one of mrr, arr, customers, new_mrr, net_new_mrr, "
+                            "churned_mrr or kpi:NAME, got 'revenue'."),
+        ("?series=kpi:mrr", "Series: the KPI 'mrr' has no stored value yet."),
+    ]:  # fmt: skip
+        response = page.goto(site.url(f"/forecast{query}"))
+        assert response is not None and response.status == 422, query
+        assert page.locator(".notice").inner_text() == message
+        assert page.locator("canvas#fan").count() == 0
+        # The form is there to correct the choice.
+        assert page.locator("form.choice select[name=series] option").count() > 6
+    assert [e for e in tab.errors if "status of 422" not in e] == []
+
+
+def test_the_forecast_table_needs_no_javascript(browser: Browser, site: Site) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        sign_in(page, site, ANALYST)
+        page.goto(site.url("/forecast?series=arr&horizon=3"))
+        periods = page.locator("table.forecast-points tbody tr").evaluate_all(
+            "(rows) => rows.map((r) => r.dataset.period)"
+        )
+        assert periods == months(shift_periods(site.last_month, "month", -1), 3)
+        assert page.locator(".figure-card.chosen .value").inner_text() != ""
+    finally:
+        context.close()
+
+
+# Data quality ----------------------------------------------------------------------------------
+
+
+def test_the_quality_page_shows_the_scores_and_the_deliberate_flaws(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    with page.expect_navigation():
+        page.click("nav.pages a[href='/quality']")
+    document = site.api("/api/v1/quality")
+
+    assert document["overall"] is not None and document["overall"] < 100
+    assert page.locator("#overall .value").inner_text() == f"{document['overall']:.2f}"
+    for name, found in document["datasets"].items():
+        row = page.locator(f"tr[data-dataset='{name}']")
+        assert row.locator("[data-dimension=score]").inner_text() == f"{found['score']:.2f}"
+        for dimension in ("completeness", "validity", "consistency", "timeliness"):
+            value = found["dimensions"].get(dimension)
+            shown = "-" if value is None else f"{value:.2f}"
+            assert row.locator(f"[data-dimension={dimension}]").inner_text() == shown, dimension
+    assert page.locator("tr[data-dataset]").count() == 4
+
+    failing = page.locator("#failing tbody tr")
+    assert failing.evaluate_all("(rows) => rows.map((r) => r.dataset.check)") == [
+        "customers/country given",
+        "subscription_events/amount within its plan's norm",
+        "support_tickets/closed after opened",
+    ]
+    backwards = page.locator("#failing tr[data-check='support_tickets/closed after opened']")
+    assert backwards.locator(".failing").inner_text() == "1 of 2"
+    assert backwards.locator(".score").inner_text() == "50.00"
+    assert backwards.locator(".examples code").all_inner_texts() == ["t-backwards"]
+    odd_amount = "subscription_events/amount within its plan's norm"
+    odd = page.locator(f'#failing tr[data-check="{odd_amount}"]')
+    assert odd.locator(".failing").inner_text() == "1 of 32"
+    assert odd.locator(".examples code").all_inner_texts() == ["e-odd"]
+    country = page.locator("#failing tr[data-check='customers/country given']")
+    assert country.locator(".failing").inner_text() == "2 of 32"
+    assert country.locator(".examples code").all_inner_texts() == ["c02", "c09"]
+    # Everything else passes: the ledger reconciles and the newest rows are fresh.
+    passing = page.locator("#passing tbody tr").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.check)"
+    )
+    assert len(passing) == len(document["checks"]) - 3
+    assert {"ledger/movements chain", "ledger/MRR agrees with the subscriptions",
+            "subscription_events/fresh", "support_tickets/fresh"} <= set(passing)  # fmt: skip
+    assert tab.errors == []
+
+
+def test_the_freshness_limit_is_chosen_and_checked(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    page.goto(site.url("/quality"))
+    page.fill("input[name=freshness]", "soon")
+    with page.expect_navigation():
+        page.click("form.choice button[type=submit]")
+    assert page.url == site.url("/quality?freshness=soon")
+    assert page.locator(".notice").inner_text() == (
+        "Freshness: expected a duration such as 90d, 12h or 30m, got 'soon'."
+    )
+    assert page.get_attribute("input[name=freshness]", "aria-invalid") == "true"
+    assert page.locator("#overall").count() == 0
+
+    # A minute: the event of yesterday and the tickets of hours ago are more than twice as old.
+    response = page.goto(site.url("/quality?freshness=1m"))
+    assert response is not None and response.status == 200
+    for dataset in ("subscription_events", "support_tickets"):
+        stale = page.locator(f"#failing tr[data-check='{dataset}/fresh']")
+        assert stale.locator(".score").inner_text() == "0.00"
+        assert "the limit is 0.000694444 days" in stale.locator(".description").inner_text()
+    assert page.input_value("input[name=freshness]") == "1m"
+    assert [e for e in tab.errors if "status of 422" not in e] == []
+
+
+# Roles -----------------------------------------------------------------------------------------
+
+
+def test_a_viewer_is_refused_both_pages_and_not_offered_them(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, VIEWER)
+    links = page.locator("nav.pages a").evaluate_all("(links) => links.map((a) => a.pathname)")
+    assert links == ["/", "/kpis", "/alerts", "/notifications"]
+    for path in ("/forecast", "/quality", "/forecast?series=customers&horizon=3"):
+        response = page.goto(site.url(path))
+        assert response is not None and response.status == 403, path
+        assert page.locator("h1").inner_text() == "Not allowed"
+        assert page.locator(".notice").inner_text() == (
+            "This needs the analyst role or above; you are viewer."
+        )
+        assert page.locator("canvas").count() == 0
+
+
+def test_an_analyst_is_offered_both_pages(tab: Tab, site: Site) -> None:
+    page = tab.page
+    sign_in(page, site, ANALYST)
+    links = page.locator("nav.pages a").evaluate_all("(links) => links.map((a) => a.pathname)")
+    assert links == ["/", "/kpis", "/forecast", "/quality", "/alerts", "/notifications"]
+    assert page.locator("nav.pages a[href='/quality']").inner_text() == "Data quality"
