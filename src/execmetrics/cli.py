@@ -347,20 +347,7 @@ def cohorts(
     if output != "table":
         _print_rows(report, COHORT_FIELDS, output, title)
         return
-    # The table renderer shows only the rates it knows as percentages; activity retention
-    # is shown as logo retention is.
-    rows = [
-        {**row, "activity_retention": render.format_value(
-            "logo_retention", row["activity_retention"], report.currency)}
-        for row in report.rows
-    ]  # fmt: skip
-    shown = MetricsReport(report.currency, report.timezone, report.interval, rows)
-    table = render.rows_table(shown, list(COHORT_FIELDS), title)
-    for column, heading in zip(table.columns, COHORT_FIELDS, strict=True):
-        column.header = {"active": "Active", "activity_retention": "Activity retention"}.get(
-            heading, column.header
-        )
-    console.print(table)
+    console.print(render.rows_table(report, list(COHORT_FIELDS), title))
 
 
 @app.command()

@@ -47,6 +47,7 @@ PERCENT_FIELDS = {
     "mrr_growth_yoy",
     "logo_retention",
     "revenue_retention",
+    "activity_retention",
 }
 
 
@@ -109,6 +110,7 @@ HEADINGS = {
     "quick_ratio": "Quick ratio", "arpa": "ARPA", "ltv": "LTV", "cac": "CAC",
     "cohort": "Cohort", "offset": "Offset", "customers": "Customers", "retained": "Retained",
     "logo_retention": "Logo retention", "mrr": "MRR", "revenue_retention": "Revenue retention",
+    "active": "Active", "activity_retention": "Activity retention",
 }  # fmt: skip
 
 
