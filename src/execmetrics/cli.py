@@ -641,11 +641,14 @@ def churn_score(
 @app.command("daily-analytics")
 def daily_analytics(
     as_of: AsOfOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Score again if done today.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Score and segment again if done today.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """The daily analytics job: retrain the churn model when it is a week old, score every
-    paying customer once a day (for cron; `serve` and `worker` run it themselves)."""
+    """The daily analytics job: retrain the churn model when it is a week old, score and
+    segment every paying customer once a day (for cron; `serve` and `worker` run it
+    themselves)."""
     from execmetrics.analytics.jobs import run_daily_analytics
 
     days, chosen_weights = _churn_settings(None, None)
@@ -657,7 +660,7 @@ def daily_analytics(
     scored = "already scored today" if report.run_id is None else (
         f"scored {report.customers:,} customers (run {report.run_id})")  # fmt: skip
     console.print(f"churn model version {report.model_version} ({report.method}) {trained}; "
-                  f"{scored}", highlight=False)  # fmt: skip
+                  f"{scored}; {report.segments_in_words()}", highlight=False)  # fmt: skip
 
 
 @app.command()

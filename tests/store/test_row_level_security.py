@@ -18,6 +18,8 @@ from tests.database import truncate_all
 
 from execmetrics.accounts.roles import Role
 from execmetrics.accounts.service import create_token
+from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS
+from execmetrics.analytics.jobs import run_if_due
 from execmetrics.api.app import create_app
 from execmetrics.api.deps import set_database_role
 from execmetrics.audit.chain import AuditEntry, append
@@ -34,10 +36,13 @@ from execmetrics.store.tables import (
     inbox,
     kpi_evaluations,
     mrr_movements,
+    segment_assignments,
+    segment_runs,
     subscription_events,
     subscription_mrr_spans,
     support_tickets,
 )
+from execmetrics.timeutil import now_micros
 
 APP_ROLE = "execmetrics_app"
 PROTECTED = (
@@ -275,3 +280,23 @@ def test_only_writers_may_change_support_tickets(app_engine: Engine, demo_postgr
     with app_engine.begin() as connection:
         set_database_role(connection, Role.EXECUTIVE)
         assert connection.execute(closing).rowcount == tickets
+
+
+def test_the_daily_job_stores_segments_and_only_executives_read_customers_segments(
+    app_engine: Engine,
+) -> None:
+    report = run_if_due(app_engine, "rls-test", 60, DEFAULT_WEIGHTS, now_micros())
+    assert report is not None and report.segment_problem is None and report.segmented > 0
+
+    def visible(role: Role) -> tuple[int, int]:
+        with app_engine.begin() as connection:
+            set_database_role(connection, role)
+            runs, assignments = (
+                int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in (segment_runs, segment_assignments)
+            )
+        return runs, assignments
+
+    assert visible(Role.VIEWER) == (0, 0)
+    assert visible(Role.ANALYST) == (1, 0)
+    assert visible(Role.EXECUTIVE) == visible(Role.ADMIN) == (1, report.segmented)

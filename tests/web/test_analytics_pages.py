@@ -445,5 +445,7 @@ def test_an_analyst_is_offered_both_pages(tab: Tab, site: Site) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     links = page.locator("nav.pages a").evaluate_all("(links) => links.map((a) => a.pathname)")
-    assert links == ["/", "/kpis", "/forecast", "/quality", "/alerts", "/notifications"]
+    assert links == [
+        "/", "/kpis", "/forecast", "/quality", "/segments", "/alerts", "/notifications",
+    ]  # fmt: skip
     assert page.locator("nav.pages a[href='/quality']").inner_text() == "Data quality"

@@ -266,7 +266,12 @@ class ChurnRisk:
 
 def score_customers(connection: Any, model: ChurnModel, as_of: date, currency: str) -> ChurnRisk:
     """Every paying customer's risk as of `as_of`, with its top factors in words."""
-    features = churn_features(connection, as_of)
+    return score_features(model, churn_features(connection, as_of), currency)
+
+
+def score_features(model: ChurnModel, features: ChurnFeatures, currency: str) -> ChurnRisk:
+    """The risk of every customer in features already read, with its top factors in words."""
+    as_of = features.as_of
     if len(features) == 0:
         return ChurnRisk(as_of, model.method, features.keys, [], np.zeros(0), [], np.zeros(0))
     if model.method == WEIGHTED:

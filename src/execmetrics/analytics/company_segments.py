@@ -10,7 +10,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
-from execmetrics.analytics.churn_features import churn_features
+from execmetrics.analytics.churn_features import ChurnFeatures, churn_features
 from execmetrics.analytics.feature_table import FeatureTable
 from execmetrics.analytics.segments import (
     DEFAULT_K,
@@ -28,7 +28,13 @@ MIN_CUSTOMERS = 3
 def behaviour_features(connection: Connection, as_of: date) -> tuple[FeatureTable, list[str]]:
     """The behaviour features of every customer paying at the start of `as_of`, ordered by
     customer id, and notes on what was missing before the date."""
-    found = churn_features(connection, as_of)
+    return behaviour_table(churn_features(connection, as_of))
+
+
+def behaviour_table(found: ChurnFeatures) -> tuple[FeatureTable, list[str]]:
+    """The behaviour features among churn features already read, ordered by customer id, and
+    notes on what was missing before their date."""
+    as_of = found.as_of
     # Ordered by the customer's own id, not the database's key, so that the same data
     # loaded in another order or another database gives the same segments.
     order = sorted(range(len(found)), key=lambda n: found.table.ids[n])
@@ -58,13 +64,24 @@ def company_segments(
 ) -> Segmentation:
     """Segments of the customers paying at the start of `as_of`; `k=None` chooses k by
     silhouette. MRR is in the reporting currency's minor units."""
-    table, notes = behaviour_features(connection, as_of)
+    found = churn_features(connection, as_of)
+    return segments_of(found, reporting_currency(connection), k, seed, given)
+
+
+def segments_of(
+    found: ChurnFeatures,
+    currency: str,
+    k: int | None = DEFAULT_K,
+    seed: int = 0,
+    given: bool = False,
+) -> Segmentation:
+    """Segments of the customers in churn features already read (as for company_segments);
+    MRR is in `currency`'s minor units."""
+    table, notes = behaviour_table(found)
     if len(table) < MIN_CUSTOMERS:
         raise SegmentsError(
-            f"as-of: {len(table)} paying customers at the start of {as_of}; segments need at "
-            f"least {MIN_CUSTOMERS}"
+            f"as-of: {len(table)} paying customers at the start of {found.as_of}; segments "
+            f"need at least {MIN_CUSTOMERS}"
         )
-    result = segment_customers(
-        table, k, seed, given, canonical=True, currency=reporting_currency(connection)
-    )
-    return replace(result, as_of=as_of, notes=notes)
+    result = segment_customers(table, k, seed, given, canonical=True, currency=currency)
+    return replace(result, as_of=found.as_of, notes=notes)

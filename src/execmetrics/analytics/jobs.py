@@ -1,17 +1,26 @@
 """The daily analytics job: retrain the churn model weekly (or when its settings change),
-score every paying customer daily, and store both with the model's version and time."""
+score every paying customer daily, and store both with the model's version and time; segment
+the paying customers daily (docs/segments.md) and store the segmentation."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy import Connection, Engine
 
-from execmetrics.analytics.churn import score_customers, train_churn_model
+from execmetrics.analytics.churn import score_features, train_churn_model
+from execmetrics.analytics.churn_features import ChurnFeatures, churn_features
 from execmetrics.analytics.churn_store import latest_model, save_model, save_scores, scored_on
+from execmetrics.analytics.company_segments import segments_of
+from execmetrics.analytics.segments import DEFAULT_K, SegmentsError
+from execmetrics.analytics.segments_store import (
+    save_problem,
+    save_segmentation,
+    segmented_on,
+)
 from execmetrics.settings_store import reporting_currency
 from execmetrics.store.lease import release_lease, take_lease
 from execmetrics.store.roles import as_role
@@ -29,6 +38,16 @@ class DailyReport:
     method: str
     run_id: int | None  # None: today's scores were stored already
     customers: int
+    segment_run_id: int | None  # None: today's segmentation was stored (or tried) already
+    segmented: int  # customers segmented
+    segment_problem: str | None  # why no segmentation could be made today
+
+    def segments_in_words(self) -> str:
+        if self.segment_run_id is None:
+            return "already segmented today"
+        if self.segment_problem is not None:
+            return f"no segments: {self.segment_problem}"
+        return f"segmented {self.segmented:,} customers (segmentation run {self.segment_run_id})"
 
 
 def run_daily_analytics(
@@ -40,7 +59,7 @@ def run_daily_analytics(
     force: bool = False,
 ) -> DailyReport:
     """Retrain when the stored model is a week old, missing or made with other settings;
-    score as of `today` unless that is done (or `force`)."""
+    score and segment as of `today` unless that is done (or `force`)."""
     stored = latest_model(connection)
     retrained = (
         stored is None
@@ -54,11 +73,39 @@ def run_daily_analytics(
     else:
         assert stored is not None
         model, version = stored.model, stored.version
-    if scored_on(connection, today) and not (force or retrained):
-        return DailyReport(version, False, model.method, None, 0)
-    risk = score_customers(connection, model, today, reporting_currency(connection))
-    run = save_scores(connection, version, risk, now)
-    return DailyReport(version, retrained, model.method, run, len(risk.ids))
+    score = force or retrained or not scored_on(connection, today)
+    segment = force or not segmented_on(connection, today)
+    report = DailyReport(version, retrained, model.method, None, 0, None, 0, None)
+    if not (score or segment):
+        return report
+    currency = reporting_currency(connection)
+    # Read once for both: reading the features is most of the time either takes.
+    features = churn_features(connection, today)
+    if score:
+        risk = score_features(model, features, currency)
+        report = replace(
+            report, run_id=save_scores(connection, version, risk, now), customers=len(risk.ids)
+        )
+    if segment:
+        report = _segmented(connection, report, features, currency, now)
+    return report
+
+
+def _segmented(
+    connection: Connection, report: DailyReport, features: ChurnFeatures, currency: str, now: int
+) -> DailyReport:
+    """The report with today's segmentation (default k) stored; too few customers for one is
+    recorded with the reason, and leaves the churn scores as they are."""
+    try:
+        result = segments_of(features, currency)
+    except SegmentsError as error:
+        problem = str(error)
+        run = save_problem(connection, features.as_of, DEFAULT_K, len(features), currency,
+                           problem, now)  # fmt: skip
+        return replace(report, segment_run_id=run, segment_problem=problem)
+    keys = dict(zip(features.table.ids, features.keys.tolist(), strict=True))
+    run = save_segmentation(connection, result, keys, now)
+    return replace(report, segment_run_id=run, segmented=result.rows)
 
 
 # In a server or worker process the job runs in a thread of its own: training takes minutes
@@ -72,8 +119,8 @@ CHECK_SECONDS = 600.0
 def run_if_due(
     engine: Engine, holder: str, horizon_days: int, weights: dict[str, float], now: int
 ) -> DailyReport | None:
-    """One check: when today (UTC) has no scores yet and this process takes the lease, the
-    daily job, as an admin; else None."""
+    """One check: when today (UTC) has no scores or segmentation yet (or the model is a week
+    old) and this process takes the lease, the daily job, as an admin; else None."""
     today = from_micros(now).date()
     with engine.connect() as connection:
         as_role(connection, "admin")
@@ -81,6 +128,7 @@ def run_if_due(
         if (
             stored is not None
             and scored_on(connection, today)
+            and segmented_on(connection, today)
             and (today - from_micros(stored.trained_at).date()).days < RETRAIN_DAYS
         ):
             return None
@@ -108,8 +156,9 @@ def start_analytics_thread(
                 log.exception("daily analytics failed")
                 continue
             if report is not None:
-                log.info("daily analytics: model %s (%s), %s customers scored",
-                         report.model_version, report.method, report.customers)  # fmt: skip
+                log.info("daily analytics: model %s (%s), %s customers scored; %s",
+                         report.model_version, report.method, report.customers,
+                         report.segments_in_words())  # fmt: skip
 
     thread = threading.Thread(target=loop, name="execmetrics-analytics", daemon=True)
     thread.start()

@@ -17,7 +17,17 @@ from execmetrics.alerts.scheduler import start_scheduler
 from execmetrics.api import problems
 from execmetrics.api.deps import ServerState, read_in_aggregate
 from execmetrics.api.middleware import RequestGuard
-from execmetrics.api.routes import admin, alerts, analytics, churn, events, health, kpis, metrics
+from execmetrics.api.routes import (
+    admin,
+    alerts,
+    analytics,
+    churn,
+    events,
+    health,
+    kpis,
+    metrics,
+    segments,
+)
 from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
@@ -77,7 +87,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         cache=DocumentCache(settings.redis_url),
     )
     problems.install(app)
-    for module in (health, metrics, kpis, alerts, analytics, churn, events, admin):
+    for module in (health, metrics, kpis, alerts, analytics, churn, segments, events, admin):
         app.include_router(module.router)
     pages.install(app)
     if settings.cors_origins:

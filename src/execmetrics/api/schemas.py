@@ -518,3 +518,57 @@ class ChurnRiskPage(Strict):
     customers: int
     currency: str
     items: list[ChurnRiskItem]
+
+
+class SegmentProfile(Strict):
+    """A segment's values of the five behaviour features (docs/segments.md)."""
+
+    mrr: int = Field(description="Minor units of the reporting currency")
+    tenure_days: float
+    logins_30d: float
+    feature_breadth_90d: float
+    tickets_90d: float
+
+
+class SegmentOut(Strict):
+    segment: int = Field(description="The segment's number: 1 is the largest")
+    name: str = Field(description="power users, steady, new, at risk or inactive")
+    size: int
+    share: float = Field(description="size / rows, rounded to four places")
+    mrr: int = Field(description="The members' summed MRR, minor units")
+    centre: SegmentProfile = Field(description="The median member's value of each feature")
+    centroid: SegmentProfile = Field(
+        description="The k-means centre in each feature's units (a geometric mean)"
+    )
+
+
+class SegmentsDocument(Strict):
+    """The newest stored segmentation of the paying customers (docs/segments.md)."""
+
+    run: int
+    as_of: str
+    computed_at: str
+    k: int
+    chosen_by: str = Field(description="How k was chosen: default, given or silhouette")
+    silhouette: float
+    rows: int = Field(description="Paying customers segmented")
+    currency: str
+    segments: list[SegmentOut]
+    notes: list[str]
+
+
+class SegmentCustomer(Strict):
+    customer_id: str
+    segment: int
+    name: str = Field(description="The segment's name")
+
+
+class SegmentCustomersPage(Strict):
+    """One page of the newest segmentation's customers, in order of their id."""
+
+    run: int
+    as_of: str
+    computed_at: str
+    segment: int | None = Field(description="The segment asked for; null for every segment")
+    customers: int = Field(description="How many customers there are in all (of the segment)")
+    items: list[SegmentCustomer]

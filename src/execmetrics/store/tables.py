@@ -204,6 +204,33 @@ churn_scores = Table(
     Column("factors", JSON, nullable=False),
 )
 
+# Customer segments (docs/segments.md): each day's segmentation of the paying customers, or
+# why none could be made that day, and every customer's segment in the latest runs.
+segment_runs = Table(
+    "segment_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("computed_at", BigInteger, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("chosen_by", String(20), nullable=False),  # default, given or silhouette
+    Column("silhouette", Float),  # NULL when no segmentation could be made
+    Column("rows", Integer, nullable=False),  # the paying customers segmented (or found)
+    Column("currency", String(3), nullable=False),  # of every MRR figure in `segments`
+    # Each segment's number, name, size, share, MRR, centroid, centre and standing.
+    Column("segments", JSON, nullable=False),
+    Column("notes", JSON, nullable=False),
+    Column("problem", Text),  # why no segmentation could be made; NULL when one was
+)
+
+segment_assignments = Table(
+    "segment_assignments",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("customer_key", Integer, primary_key=True),
+    Column("segment", Integer, nullable=False),
+)
+
 fx_rates = Table(
     "fx_rates",
     metadata,

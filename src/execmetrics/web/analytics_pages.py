@@ -1,7 +1,9 @@
 """The Forecast page (a fan chart of a series' forecast, with the chosen model's backtest beside
 the baseline's) and the Data quality page (scores per dataset and dimension, and the failing
 checks with example ids). Both are for analysts and above, as GET /api/v1/forecast and
-/api/v1/quality are, and show the same documents."""
+/api/v1/quality are, and show the same documents. The Churn risk page (the newest scoring run,
+riskiest customers first, with the model that scored them) is for executives and admins, as
+GET /api/v1/churn/risk is."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
 
 from execmetrics import render
+from execmetrics.analytics.churn import WEIGHTED, ChurnModel
+from execmetrics.analytics.churn_store import StoredModel, latest_model, latest_run, run_scores
 from execmetrics.analytics.forecast import MAX_HORIZON, ForecastError
 from execmetrics.analytics.metric_series import (
     KPI_PREFIX,
@@ -26,11 +30,13 @@ from execmetrics.analytics.quality import DIMENSIONS
 from execmetrics.analytics.series import SeriesError
 from execmetrics.analytics.service import forecast_of, quality_of
 from execmetrics.api.deps import DbDep
+from execmetrics.api.routes.churn import NOTHING_YET
 from execmetrics.kpi.service import current_kpis
 from execmetrics.money import currency_exponent
+from execmetrics.settings_store import reporting_currency
 from execmetrics.timeutil import parse_duration
 from execmetrics.web.kpi_pages import chart_number
-from execmetrics.web.pages import TEMPLATES, AnalystPage, render_page
+from execmetrics.web.pages import TEMPLATES, AnalystPage, ExecutivePage, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -222,3 +228,117 @@ def quality_page(
         return render_page(request, "quality.html", caller, context, status=422)
     context["report"] = quality_view(quality_of(connection, limit))
     return render_page(request, "quality.html", caller, context)
+
+
+# Churn risk ------------------------------------------------------------------------------------
+
+CHURN_PAGE_SIZE = 50
+METHOD_TITLES = {
+    "gradient_boosting": "Gradient boosting",
+    "logistic_regression": "Logistic regression",
+    WEIGHTED: "Weighted risk score",
+}
+MEASURES = ("roc_auc", "pr_auc", "brier")
+
+
+def page_count(customers: int) -> int:
+    """Pages of CHURN_PAGE_SIZE customers; one (empty) page when none was scored."""
+    return max(1, (customers + CHURN_PAGE_SIZE - 1) // CHURN_PAGE_SIZE)
+
+
+def parse_page(text: str, pages: int) -> int:
+    """The page of the table asked for: a whole number from 1 to the number of pages."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= pages:
+        raise ValueError(f"give a whole number from 1 to {pages}")
+    return int(value)
+
+
+def judged_figures(model: ChurnModel) -> list[dict[str, Any]]:
+    """Each method's ROC AUC, PR AUC and Brier score on the test snapshot, when the training
+    got as far as judging them (not when history was too short)."""
+    judged: dict[str, dict[str, float]] = model.evaluation.get("test", {})
+    return [
+        {"method": name, "title": METHOD_TITLES.get(name, name), "chosen": name == model.method}
+        | {measure: f"{scores[measure]:.3f}" for measure in MEASURES}
+        for name, scores in judged.items()
+    ]  # fmt: skip
+
+
+def model_view(stored: StoredModel) -> dict[str, Any]:
+    model = stored.model
+    split = model.evaluation.get("split", {})
+    return {
+        "version": stored.version,
+        "method": model.method,
+        "title": METHOD_TITLES.get(model.method, model.method),
+        "weighted": model.method == WEIGHTED,
+        "reason": model.reason,
+        "horizon_days": model.horizon_days,
+        "trained_at": stored.trained_at,
+        "figures": judged_figures(model),
+        "test_snapshot": split.get("test_snapshot"),
+        "test_rows": f"{split.get('test_rows', 0):,}",
+        "test_churned": f"{split.get('test_churned', 0):,}",
+    }
+
+
+def risk_row(rank: int, scored: dict[str, Any], currency: str) -> dict[str, Any]:
+    """One customer for the table: its risk as a percent, MRR in whole units and its factors
+    as stored."""
+    return {
+        "rank": rank,
+        "customer_id": scored["customer_id"],
+        "name": scored["name"],
+        "risk": f"{scored['probability']:.1%}",
+        "mrr": render.format_value("mrr", scored["mrr"], currency),
+        "factors": list(scored["factors"]),
+    }
+
+
+def paging_view(page: int, pages: int, customers: int) -> dict[str, Any]:
+    first = (page - 1) * CHURN_PAGE_SIZE
+    return {
+        "page": page,
+        "pages": pages,
+        "first": first + 1,
+        "last": min(first + CHURN_PAGE_SIZE, customers),
+        "previous": f"/churn?page={page - 1}" if page > 1 else None,
+        "next": f"/churn?page={page + 1}" if page < pages else None,
+    }
+
+
+@router.get("/churn", response_class=HTMLResponse)
+def churn_page(
+    request: Request,
+    caller: ExecutivePage,
+    connection: DbDep,
+    page: Annotated[str, Query(max_length=10)] = "1",
+) -> Response:
+    context: dict[str, Any] = {"churn": None, "empty": None, "notice": None}
+    run = latest_run(connection)
+    if run is None:
+        context["empty"] = NOTHING_YET[:1].upper() + NOTHING_YET[1:] + "."
+        return render_page(request, "churn.html", caller, context)
+    pages = page_count(run["customers"])
+    try:
+        number = parse_page(page, pages)
+    except ValueError as error:
+        context["notice"] = f"Page: {error}."
+        return render_page(request, "churn.html", caller, context, status=422)
+    # The model that scored the run, which a newer training may since have replaced.
+    stored = latest_model(connection, run["model_id"])
+    assert stored is not None
+    currency = reporting_currency(connection)
+    offset = (number - 1) * CHURN_PAGE_SIZE
+    _, rows = run_scores(connection, run["id"], CHURN_PAGE_SIZE, offset)
+    context["churn"] = {
+        "as_of": run["as_of"].isoformat(),
+        "scored_at": run["scored_at"],
+        "customers": f"{run['customers']:,}",
+        "currency": currency,
+        "model": model_view(stored),
+        "rows": [risk_row(offset + i + 1, row, currency) for i, row in enumerate(rows)],
+        "paging": paging_view(number, pages, run["customers"]),
+    }
+    return render_page(request, "churn.html", caller, context)

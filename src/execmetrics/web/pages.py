@@ -1,6 +1,6 @@
 """Dashboard pages: sign-in, sign-out, the executive overview, KPIs, the forecast, data
-quality, alerts and the signed-in user's notifications, and the page behind the signed
-acknowledge link of alert notifications.
+quality, customer segments, churn risk, alerts and the signed-in user's notifications, and
+the page behind the signed acknowledge link of alert notifications.
 
 Pages render their data on the server, so a page view costs one rate-limited request; the
 browser only draws the charts (static/overview.js, static/kpis.js and static/forecast.js,
@@ -149,6 +149,7 @@ def form_caller(role: Role) -> Any:
 
 ViewerPage = Annotated[Identity, Depends(page_caller(Role.VIEWER))]
 AnalystPage = Annotated[Identity, Depends(page_caller(Role.ANALYST))]
+ExecutivePage = Annotated[Identity, Depends(page_caller(Role.EXECUTIVE))]
 ViewerForm = Annotated[Identity, Depends(form_caller(Role.VIEWER))]
 ExecutiveForm = Annotated[Identity, Depends(form_caller(Role.EXECUTIVE))]
 
@@ -291,11 +292,12 @@ def render_page(
 
 
 def install(app: FastAPI) -> None:
-    from execmetrics.web import alert_pages, analytics_pages, kpi_pages
+    from execmetrics.web import alert_pages, analytics_pages, kpi_pages, segment_pages
 
     app.include_router(router)
     app.include_router(kpi_pages.router)
     app.include_router(analytics_pages.router)
+    app.include_router(segment_pages.router)
     app.include_router(alert_pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("execmetrics.web") / "static")), name="static"
