@@ -5,6 +5,11 @@ a hundredth of its plan's price, and a ticket closed before it was opened.
 `execmetrics serve` runs on SQLite, and on PostgreSQL as the application role, so row-level
 security applies as in production. Chromium is driven with Playwright. Each page is compared
 with the API document it shows (GET /api/v1/forecast and /api/v1/quality).
+
+The Churn risk page runs on a server of its own, on a demo company of 500 customers over two
+years, compared with GET /api/v1/churn/model and /api/v1/churn/risk. Its tests run in order:
+the first sees the database before any scoring run, the last after a run by the weighted risk
+score.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -31,11 +38,18 @@ from tests.web.test_browser import (
     _wait_until_healthy,
 )
 from tests.web.test_kpi_alert_pages import Tab, _collect_errors, _database
+from typer.testing import CliRunner
 
 from execmetrics import render
 from execmetrics.accounts.roles import Role
 from execmetrics.accounts.service import create_token, create_user
+from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS
+from execmetrics.analytics.jobs import run_daily_analytics
+from execmetrics.cli import app as cli
+from execmetrics.demo import DemoSpec, write_demo
+from execmetrics.ingest.service import ingest_files
 from execmetrics.metrics.periods import label, shift_periods
+from execmetrics.timeutil import date_to_micros
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -449,3 +463,269 @@ def test_an_analyst_is_offered_both_pages(tab: Tab, site: Site) -> None:
         "/", "/kpis", "/forecast", "/quality", "/segments", "/alerts", "/notifications",
     ]  # fmt: skip
     assert page.locator("nav.pages a[href='/quality']").inner_text() == "Data quality"
+
+
+# Churn risk ------------------------------------------------------------------------------------
+
+EXECUTIVE = "executive@example.com"
+CHURN_AS_OF = date(2025, 6, 1)
+CHURN_SCORED_AT = date_to_micros(CHURN_AS_OF) + 6 * 3600 * 10**6  # 06:00 UTC on the day
+# Too early in the demo's history for a model: the weighted risk score is used.
+EARLY_AS_OF = "2024-03-01"
+CHURN_PAGE_SIZE = 50
+METHOD_TITLES = {
+    "gradient_boosting": "Gradient boosting",
+    "logistic_regression": "Logistic regression",
+    "weighted_score": "Weighted risk score",
+}
+
+
+@contextmanager
+def serving(server_url: str, folder: Path) -> Iterator[str]:
+    """`execmetrics serve` on the database, its scheduler off; yields its base URL."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = _environment() | {"EXECMETRICS_SECRET_KEY": SECRET, "EXECMETRICS_SCHEDULER": "false"}
+    log = folder / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(EXECMETRICS), "serve", "--port", str(port), "--db", server_url],
+            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        _wait_until_healthy(process, base_url, log)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def churn_served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Site, Engine]]:
+    """The demo company served with an executive's API token, and its database as its owner
+    (to score it)."""
+    folder = tmp_path_factory.mktemp("churn-page")
+    database = _database(request, folder)
+    with database.engine.begin() as connection:
+        create_user(connection, EXECUTIVE, PASSWORD, Role.EXECUTIVE)
+        create_user(connection, ANALYST, PASSWORD, Role.ANALYST)
+        create_user(connection, VIEWER, PASSWORD, Role.VIEWER)
+        token, _ = create_token(connection, "churn-page", Role.EXECUTIVE, DAY_US)
+    write_demo(DemoSpec(customers=500, months=24, seed=5, end_month="2025-05"), folder / "demo")
+    ingest_files(database.engine, [folder / "demo"])
+    try:
+        with serving(database.server_url, folder) as base_url:
+            yield Site(base_url, datetime.now(UTC), token), database.engine
+    finally:
+        if request.param == "sqlite":
+            database.engine.dispose()
+        else:
+            truncate_all(database.engine)
+
+
+@pytest.fixture
+def churn_site(churn_served: tuple[Site, Engine]) -> Site:
+    return churn_served[0]
+
+
+@pytest.fixture
+def churn_scored(churn_served: tuple[Site, Engine]) -> Site:
+    """The site once the daily job has trained a model and scored every paying customer as of
+    CHURN_AS_OF (once: the job does nothing more that day)."""
+    site, engine = churn_served
+    with engine.begin() as connection:
+        run_daily_analytics(connection, CHURN_AS_OF, CHURN_SCORED_AT, 60, DEFAULT_WEIGHTS)
+    return site
+
+
+def shown_rows(page: Page) -> list[dict[str, Any]]:
+    """The risk table's rows as the page shows them."""
+    return page.locator("table.risk tbody tr").evaluate_all(  # type: ignore[no-any-return]
+        """(rows) => rows.map((r) => ({
+            rank: r.cells[0].innerText,
+            customer_id: r.querySelector(".customer-id").innerText,
+            name: r.querySelector(".customer-name")?.innerText ?? null,
+            risk: r.querySelector("[data-field=risk]").innerText,
+            mrr: r.querySelector("[data-field=mrr]").innerText,
+            factors: [...r.querySelectorAll(".factor")].map((f) => f.innerText),
+        }))"""
+    )
+
+
+def expected_rows(items: list[dict[str, Any]], first_rank: int) -> list[dict[str, Any]]:
+    """The API's items as the page should show them: risk as a percent, MRR in whole pounds."""
+    return [
+        {"rank": str(first_rank + i), "customer_id": item["customer_id"], "name": item["name"],
+         "risk": f"{item['probability']:.1%}",
+         "mrr": render.format_value("mrr", item["mrr"], "GBP"), "factors": item["factors"]}
+        for i, item in enumerate(items)
+    ]  # fmt: skip
+
+
+def nav_paths(page: Page) -> list[str]:
+    paths: list[str] = page.locator("nav.pages a").evaluate_all(
+        "(links) => links.map((a) => a.pathname)"
+    )
+    return paths
+
+
+def test_before_any_scoring_the_churn_page_says_so(tab: Tab, churn_site: Site) -> None:
+    page = tab.page
+    sign_in(page, churn_site, EXECUTIVE)
+    paths = nav_paths(page)
+    assert paths[paths.index("/segments") + 1] == "/churn"
+    assert page.locator("nav.pages a[href='/churn']").inner_text() == "Churn risk"
+    with page.expect_navigation():
+        page.click("nav.pages a[href='/churn']")
+    assert page.locator("h1").inner_text() == "Churn risk"
+    assert page.locator(".empty").inner_text() == (
+        "No churn scores yet: the daily analytics job stores them (or run execmetrics churn score)."
+    )
+    assert page.locator("table.risk").count() == 0
+    assert tab.errors == []
+
+
+def test_the_churn_page_shows_the_model_and_the_riskiest_customers(
+    tab: Tab, churn_scored: Site
+) -> None:
+    site = churn_scored
+    page = tab.page
+    sign_in(page, site, EXECUTIVE)
+    response = page.goto(site.url("/churn"))
+    assert response is not None and response.status == 200
+    model = site.api("/api/v1/churn/model")
+    risk = site.api(f"/api/v1/churn/risk?limit={CHURN_PAGE_SIZE}")
+
+    assert page.locator("h1 small").inner_text() == "within 60 days of 2025-06-01 · GBP"
+    # The demo's two years are enough history for a model to beat the weighted score.
+    assert model["method"] in ("gradient_boosting", "logistic_regression")
+    assert page.locator(".method").inner_text() == METHOD_TITLES[model["method"]]
+    assert page.locator(".version").inner_text() == str(model["version"]) == "1"
+    assert page.locator(".reason").inner_text() == model["reason"]
+    assert page.locator(".notice.weighted").count() == 0
+    assert page.locator(".horizon").inner_text() == "60 days"
+    assert page.locator(".customers").inner_text() == f"{risk['customers']:,}"
+    assert page.locator(".scored-at").inner_text() == "2025-06-01 06:00 UTC"
+    # Each method's test figures, the model in use marked, beside the weighted score's.
+    judged = model["evaluation"]["test"]
+    figures = page.locator("table.figures-table tbody tr")
+    assert figures.evaluate_all("(rows) => rows.map((r) => r.dataset.candidate)") == list(judged)
+    assert "weighted_score" in judged
+    assert page.locator("tr.chosen").get_attribute("data-candidate") == model["method"]
+    for name, scores in judged.items():
+        row = page.locator(f"tr[data-candidate='{name}']")
+        for measure in ("roc_auc", "pr_auc", "brier"):
+            shown = row.locator(f"[data-measure={measure}]").inner_text()
+            assert shown == f"{scores[measure]:.3f}", (name, measure)
+
+    assert page.locator("table.risk th").nth(2).inner_text().lower() == "probability"
+    rows = shown_rows(page)
+    assert rows == expected_rows(risk["items"], 1)
+    assert len(rows) == CHURN_PAGE_SIZE
+    probabilities = [item["probability"] for item in risk["items"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(row["name"] for row in rows)  # the demo names every customer
+    # The riskiest customers show warning signs in words.
+    assert all(row["factors"] for row in rows[:10])
+    assert tab.errors == []
+
+
+def test_the_churn_table_is_paged(tab: Tab, churn_scored: Site) -> None:
+    site = churn_scored
+    page = tab.page
+    sign_in(page, site, EXECUTIVE)
+    page.goto(site.url("/churn"))
+    assert page.locator("a[rel=prev]").count() == 0
+    with page.expect_navigation():
+        page.click("a[rel=next]")
+    assert page.url == site.url("/churn?page=2")
+    second = site.api(f"/api/v1/churn/risk?limit={CHURN_PAGE_SIZE}&offset={CHURN_PAGE_SIZE}")
+    customers = second["customers"]
+    assert shown_rows(page) == expected_rows(second["items"], CHURN_PAGE_SIZE + 1)
+    assert page.locator("#customers-heading small").inner_text() == f"51 to 100 of {customers}"
+
+    pages = -(-customers // CHURN_PAGE_SIZE)
+    assert pages >= 3
+    page.goto(site.url(f"/churn?page={pages}"))
+    offset = (pages - 1) * CHURN_PAGE_SIZE
+    last = site.api(f"/api/v1/churn/risk?limit={CHURN_PAGE_SIZE}&offset={offset}")
+    assert shown_rows(page) == expected_rows(last["items"], offset + 1)
+    assert len(last["items"]) == customers - offset
+    assert page.locator("a[rel=next]").count() == 0
+    assert page.locator(".paging").inner_text().split("\n")[-1] == f"page {pages} of {pages}"
+    with page.expect_navigation():
+        page.click("a[rel=prev]")
+    assert page.url == site.url(f"/churn?page={pages - 1}")
+    assert tab.errors == []
+
+
+def test_a_bad_churn_page_number_is_explained_on_the_page(tab: Tab, churn_scored: Site) -> None:
+    site = churn_scored
+    page = tab.page
+    sign_in(page, site, EXECUTIVE)
+    pages = -(-site.api("/api/v1/churn/risk?limit=1")["customers"] // CHURN_PAGE_SIZE)
+    for query in ("0", "two", "-1", "1.5", str(pages + 1)):
+        response = page.goto(site.url(f"/churn?page={query}"))
+        assert response is not None and response.status == 422, query
+        assert page.locator(".notice").inner_text() == (
+            f"Page: give a whole number from 1 to {pages}."
+        )
+        assert page.locator("table.risk").count() == 0
+    with page.expect_navigation():
+        page.click("main a[href='/churn']")
+    assert page.locator("table.risk tbody tr").count() == CHURN_PAGE_SIZE
+    assert [e for e in tab.errors if "status of 422" not in e] == []
+
+
+@pytest.mark.parametrize(
+    ("email", "role"), [(ANALYST, "analyst"), (VIEWER, "viewer")], ids=["analyst", "viewer"]
+)
+def test_analysts_and_viewers_are_refused_the_churn_page_and_not_offered_it(
+    tab: Tab, churn_scored: Site, email: str, role: str
+) -> None:
+    site = churn_scored
+    page = tab.page
+    sign_in(page, site, email)
+    assert "/churn" not in nav_paths(page)
+    response = page.goto(site.url("/churn"))
+    assert response is not None and response.status == 403
+    assert page.locator("h1").inner_text() == "Not allowed"
+    assert page.locator(".notice").inner_text() == (
+        f"This needs the executive role or above; you are {role}."
+    )
+    assert page.locator("table.risk").count() == 0
+
+
+def test_the_churn_page_labels_the_weighted_risk_score_as_such(
+    tab: Tab, churn_served: tuple[Site, Engine]
+) -> None:
+    """Last: a model trained and a run scored as of a date early in the demo's history, as
+    `execmetrics churn train` and `churn score` do, become the newest."""
+    site, engine = churn_served
+    url = engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+    for command in ("train", "score"):
+        done = runner.invoke(cli, ["churn", command, "--db", url, "--as-of", EARLY_AS_OF])
+        assert done.exit_code == 0, done.output
+    page = tab.page
+    sign_in(page, site, EXECUTIVE)
+    page.goto(site.url("/churn"))
+    model = site.api("/api/v1/churn/model")
+    risk = site.api(f"/api/v1/churn/risk?limit={CHURN_PAGE_SIZE}")
+
+    assert page.locator("h1 small").inner_text() == f"within 60 days of {EARLY_AS_OF} · GBP"
+    assert page.locator(".method").inner_text() == "Weighted risk score"
+    assert page.locator(".version").inner_text() == str(model["version"]) == "2"
+    assert "transparent weighted risk score" in page.locator(".notice.weighted").inner_text()
+    assert page.locator(".reason").inner_text() == model["reason"]
+    assert model["reason"].startswith("too little labelled history for a model")
+    assert page.locator("table.figures-table").count() == 0  # nothing was judged
+    assert page.locator("table.risk th").nth(2).inner_text().lower() == "risk score"
+    assert shown_rows(page) == expected_rows(risk["items"], 1)
+    assert tab.errors == []

@@ -306,3 +306,17 @@ def test_error_collector_sees_csp_violations(
         page.wait_for_timeout(100)
     assert page.evaluate("() => window.inlineScriptRan === undefined")
     assert any("Content Security Policy" in error for error in browser_errors), browser_errors
+
+
+def test_an_executive_opens_churn_risk_from_the_bar(
+    page: Page, server: Server, browser_errors: list[str]
+) -> None:
+    _sign_in(page, server, PASSWORD)
+    with page.expect_navigation():
+        page.click("nav.pages a[href='/churn']")
+    assert _path(page) == "/churn"
+    assert page.get_attribute("nav.pages a[href='/churn']", "aria-current") == "page"
+    assert page.locator("h1").inner_text().startswith("Churn risk")
+    # The server's daily job may or may not have scored the demo yet: either is a whole page.
+    assert page.locator("table.risk").count() + page.locator("p.empty").count() == 1
+    assert browser_errors == []

@@ -18,6 +18,10 @@ from execmetrics.analytics.churn import ChurnModel, ChurnRisk
 from execmetrics.store.tables import churn_models, churn_score_runs, churn_scores, customers
 
 SCORE_DAYS = 35
+# Why the API and the dashboard have no customer risk to show.
+NO_SCORES_YET = (
+    "no churn scores yet: the daily analytics job stores them (or run execmetrics churn score)"
+)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from sqlalchemy import Connection
 
 from execmetrics import render
 from execmetrics.analytics.churn import WEIGHTED, ChurnModel
-from execmetrics.analytics.churn_store import StoredModel, latest_model, latest_run, run_scores
+from execmetrics.analytics.churn_store import (
+    NO_SCORES_YET,
+    StoredModel,
+    latest_model,
+    latest_run,
+    run_scores,
+)
 from execmetrics.analytics.forecast import MAX_HORIZON, ForecastError
 from execmetrics.analytics.metric_series import (
     KPI_PREFIX,
@@ -30,7 +36,6 @@ from execmetrics.analytics.quality import DIMENSIONS
 from execmetrics.analytics.series import SeriesError
 from execmetrics.analytics.service import forecast_of, quality_of
 from execmetrics.api.deps import DbDep
-from execmetrics.api.routes.churn import NOTHING_YET
 from execmetrics.kpi.service import current_kpis
 from execmetrics.money import currency_exponent
 from execmetrics.settings_store import reporting_currency
@@ -318,7 +323,7 @@ def churn_page(
     context: dict[str, Any] = {"churn": None, "empty": None, "notice": None}
     run = latest_run(connection)
     if run is None:
-        context["empty"] = NOTHING_YET[:1].upper() + NOTHING_YET[1:] + "."
+        context["empty"] = NO_SCORES_YET[:1].upper() + NO_SCORES_YET[1:] + "."
         return render_page(request, "churn.html", caller, context)
     pages = page_count(run["customers"])
     try:

@@ -7,7 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from execmetrics.analytics.churn_store import latest_model, latest_run, run_scores
+from execmetrics.analytics.churn_store import (
+    NO_SCORES_YET,
+    latest_model,
+    latest_run,
+    run_scores,
+)
 from execmetrics.api.deps import AnalystCaller, DbDep, ExecutiveCaller
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.schemas import ChurnModelOut, ChurnRiskItem, ChurnRiskPage
@@ -16,9 +21,6 @@ from execmetrics.settings_store import reporting_currency
 from execmetrics.timeutil import format_micros
 
 router = APIRouter(prefix="/api/v1/churn", tags=["churn"], responses=PROBLEM_RESPONSES)
-NOTHING_YET = (
-    "no churn scores yet: the daily analytics job stores them (or run execmetrics churn score)"
-)
 
 
 @router.get("/model", response_model=ChurnModelOut)
@@ -47,7 +49,7 @@ def churn_risk(
     MRR and the top factors in words."""
     run = latest_run(connection)
     if run is None:
-        raise NotFound(NOTHING_YET)
+        raise NotFound(NO_SCORES_YET)
     stored = latest_model(connection, run["model_id"])
     assert stored is not None
     total, rows = run_scores(connection, run["id"], limit, offset)
