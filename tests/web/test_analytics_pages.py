@@ -14,35 +14,34 @@ score.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 from tests.builders import cancel, customer, ingest, start
-from tests.database import truncate_all
-from tests.web.test_browser import (
-    CHROMIUM,
-    EXECMETRICS,
-    TIMEOUT_MS,
-    _environment,
-    _free_port,
-    _wait_until_healthy,
+from tests.web.browsing import (
+    ANALYST,
+    DATABASES,
+    PAGE_SETTINGS,
+    VIEWER,
+    ApiSite,
+    Tab,
+    add_users,
+    fresh_database,
+    nav_paths,
+    open_tab,
+    serving,
+    sign_in,
 )
-from tests.web.test_kpi_alert_pages import Tab, _collect_errors, _database
 from typer.testing import CliRunner
 
 from execmetrics import render
 from execmetrics.accounts.roles import Role
-from execmetrics.accounts.service import create_token, create_user
 from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS
 from execmetrics.analytics.jobs import run_daily_analytics
 from execmetrics.cli import app as cli
@@ -51,15 +50,6 @@ from execmetrics.ingest.service import ingest_files
 from execmetrics.metrics.periods import label, shift_periods
 from execmetrics.timeutil import date_to_micros
 
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
-
-from playwright import sync_api
-
-SECRET = "a-test-secret-key-for-the-analytics-pages-0123456789"
-PASSWORD = "correct horse battery staple"
-ANALYST, VIEWER = "analyst@example.com", "viewer@example.com"
-DAY_US = 86_400 * 10**6
 HISTORY_MONTHS = 30
 # A forecast fits and backtests every candidate model as the page is asked for: seconds.
 NAVIGATION_TIMEOUT_MS = 90_000
@@ -135,93 +125,31 @@ def at_month_end(subscriptions: list[Subscription], month: date) -> list[Subscri
 
 
 @dataclass(frozen=True)
-class Site:
-    base_url: str
-    now: datetime
-    token: str  # an analyst's API token, to compare the pages with the API
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    def api(self, path: str) -> dict[str, Any]:
-        request = urllib.request.Request(
-            self.url(path), headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
+class CompanySite(ApiSite):
+    now: datetime  # when the company was ingested: its history ends the month before
 
     @property
     def last_month(self) -> date:
         return shift_periods(date(self.now.year, self.now.month, 1), "month", 1)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Site]:
+) -> Iterator[CompanySite]:
     folder = tmp_path_factory.mktemp("analytics-pages")
-    database = _database(request, folder)
     now = datetime.now(UTC).replace(microsecond=0)
-    with database.engine.begin() as connection:
-        create_user(connection, ANALYST, PASSWORD, Role.ANALYST)
-        create_user(connection, VIEWER, PASSWORD, Role.VIEWER)
-        token, _ = create_token(connection, "analytics-pages", Role.ANALYST, DAY_US)
-    ingest_company(database.engine, now)
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = _environment() | {"EXECMETRICS_SECRET_KEY": SECRET, "EXECMETRICS_SCHEDULER": "false"}
-    log = folder / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(EXECMETRICS), "serve", "--port", str(port), "--db", database.server_url],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    try:
-        _wait_until_healthy(process, base_url, log)
-        yield Site(base_url, now, token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if request.param == "sqlite":
-            database.engine.dispose()
-        else:
-            truncate_all(database.engine)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with fresh_database(request, folder) as database:
+        users = {ANALYST: Role.ANALYST, VIEWER: Role.VIEWER}
+        token = add_users(database.engine, users, Role.ANALYST)
+        ingest_company(database.engine, now)
+        with serving(database.server_url, folder, PAGE_SETTINGS) as base_url:
+            yield CompanySite(base_url, token, now)
 
 
 @pytest.fixture
-def tab(browser: Browser) -> Iterator[Tab]:
-    """A fresh browser context (no cookies) per test, with the errors its pages report."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
-    page = context.new_page()
-    try:
-        yield Tab(page, _collect_errors(page))
-    finally:
-        context.close()
-
-
-def sign_in(page: Page, site: Site, email: str) -> None:
-    page.goto(site.url("/sign-in"))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    assert page.url == site.url("/")
+def navigation_timeout_ms() -> int:
+    return NAVIGATION_TIMEOUT_MS
 
 
 def fan_chart(page: Page) -> dict[str, Any]:
@@ -247,7 +175,9 @@ def months(first: date, count: int) -> list[str]:
 # Forecast --------------------------------------------------------------------------------------
 
 
-def test_the_forecast_page_draws_the_fan_chart_of_the_mrr_forecast(tab: Tab, site: Site) -> None:
+def test_the_forecast_page_draws_the_fan_chart_of_the_mrr_forecast(
+    tab: Tab, site: CompanySite
+) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     with page.expect_navigation():
@@ -302,7 +232,7 @@ def test_the_forecast_page_draws_the_fan_chart_of_the_mrr_forecast(tab: Tab, sit
     assert tab.errors == []
 
 
-def test_another_series_and_horizon_are_chosen_with_the_form(tab: Tab, site: Site) -> None:
+def test_another_series_and_horizon_are_chosen_with_the_form(tab: Tab, site: CompanySite) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     page.goto(site.url("/forecast"))
@@ -327,7 +257,7 @@ def test_another_series_and_horizon_are_chosen_with_the_form(tab: Tab, site: Sit
     assert tab.errors == []
 
 
-def test_a_bad_series_or_horizon_is_explained_on_the_page(tab: Tab, site: Site) -> None:
+def test_a_bad_series_or_horizon_is_explained_on_the_page(tab: Tab, site: CompanySite) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     for query, message in [
@@ -347,12 +277,10 @@ def test_a_bad_series_or_horizon_is_explained_on_the_page(tab: Tab, site: Site) 
     assert [e for e in tab.errors if "status of 422" not in e] == []
 
 
-def test_the_forecast_table_needs_no_javascript(browser: Browser, site: Site) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
-    page = context.new_page()
-    try:
+def test_the_forecast_table_needs_no_javascript(browser: Browser, site: CompanySite) -> None:
+    opened = open_tab(browser, javascript=False, navigation_timeout_ms=NAVIGATION_TIMEOUT_MS)
+    with opened as tab:
+        page = tab.page
         sign_in(page, site, ANALYST)
         page.goto(site.url("/forecast?series=arr&horizon=3"))
         periods = page.locator("table.forecast-points tbody tr").evaluate_all(
@@ -360,14 +288,14 @@ def test_the_forecast_table_needs_no_javascript(browser: Browser, site: Site) ->
         )
         assert periods == months(shift_periods(site.last_month, "month", -1), 3)
         assert page.locator(".figure-card.chosen .value").inner_text() != ""
-    finally:
-        context.close()
 
 
 # Data quality ----------------------------------------------------------------------------------
 
 
-def test_the_quality_page_shows_the_scores_and_the_deliberate_flaws(tab: Tab, site: Site) -> None:
+def test_the_quality_page_shows_the_scores_and_the_deliberate_flaws(
+    tab: Tab, site: CompanySite
+) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     with page.expect_navigation():
@@ -412,7 +340,7 @@ def test_the_quality_page_shows_the_scores_and_the_deliberate_flaws(tab: Tab, si
     assert tab.errors == []
 
 
-def test_the_freshness_limit_is_chosen_and_checked(tab: Tab, site: Site) -> None:
+def test_the_freshness_limit_is_chosen_and_checked(tab: Tab, site: CompanySite) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     page.goto(site.url("/quality"))
@@ -440,11 +368,10 @@ def test_the_freshness_limit_is_chosen_and_checked(tab: Tab, site: Site) -> None
 # Roles -----------------------------------------------------------------------------------------
 
 
-def test_a_viewer_is_refused_both_pages_and_not_offered_them(tab: Tab, site: Site) -> None:
+def test_a_viewer_is_refused_both_pages_and_not_offered_them(tab: Tab, site: CompanySite) -> None:
     page = tab.page
     sign_in(page, site, VIEWER)
-    links = page.locator("nav.pages a").evaluate_all("(links) => links.map((a) => a.pathname)")
-    assert links == ["/", "/kpis", "/alerts", "/notifications"]
+    assert nav_paths(page) == ["/", "/kpis", "/alerts", "/notifications"]
     for path in ("/forecast", "/quality", "/forecast?series=customers&horizon=3"):
         response = page.goto(site.url(path))
         assert response is not None and response.status == 403, path
@@ -455,11 +382,10 @@ def test_a_viewer_is_refused_both_pages_and_not_offered_them(tab: Tab, site: Sit
         assert page.locator("canvas").count() == 0
 
 
-def test_an_analyst_is_offered_both_pages(tab: Tab, site: Site) -> None:
+def test_an_analyst_is_offered_both_pages(tab: Tab, site: CompanySite) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
-    links = page.locator("nav.pages a").evaluate_all("(links) => links.map((a) => a.pathname)")
-    assert links == [
+    assert nav_paths(page) == [
         "/", "/kpis", "/forecast", "/quality", "/segments", "/alerts", "/notifications",
     ]  # fmt: skip
     assert page.locator("nav.pages a[href='/quality']").inner_text() == "Data quality"
@@ -480,62 +406,29 @@ METHOD_TITLES = {
 }
 
 
-@contextmanager
-def serving(server_url: str, folder: Path) -> Iterator[str]:
-    """`execmetrics serve` on the database, its scheduler off; yields its base URL."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = _environment() | {"EXECMETRICS_SECRET_KEY": SECRET, "EXECMETRICS_SCHEDULER": "false"}
-    log = folder / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(EXECMETRICS), "serve", "--port", str(port), "--db", server_url],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    try:
-        _wait_until_healthy(process, base_url, log)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def churn_served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Site, Engine]]:
+) -> Iterator[tuple[ApiSite, Engine]]:
     """The demo company served with an executive's API token, and its database as its owner
     (to score it)."""
     folder = tmp_path_factory.mktemp("churn-page")
-    database = _database(request, folder)
-    with database.engine.begin() as connection:
-        create_user(connection, EXECUTIVE, PASSWORD, Role.EXECUTIVE)
-        create_user(connection, ANALYST, PASSWORD, Role.ANALYST)
-        create_user(connection, VIEWER, PASSWORD, Role.VIEWER)
-        token, _ = create_token(connection, "churn-page", Role.EXECUTIVE, DAY_US)
-    write_demo(DemoSpec(customers=500, months=24, seed=5, end_month="2025-05"), folder / "demo")
-    ingest_files(database.engine, [folder / "demo"])
-    try:
-        with serving(database.server_url, folder) as base_url:
-            yield Site(base_url, datetime.now(UTC), token), database.engine
-    finally:
-        if request.param == "sqlite":
-            database.engine.dispose()
-        else:
-            truncate_all(database.engine)
+    with fresh_database(request, folder) as database:
+        users = {EXECUTIVE: Role.EXECUTIVE, ANALYST: Role.ANALYST, VIEWER: Role.VIEWER}
+        token = add_users(database.engine, users, Role.EXECUTIVE)
+        write_demo(DemoSpec(customers=500, months=24, seed=5, end_month="2025-05"), folder / "demo")
+        ingest_files(database.engine, [folder / "demo"])
+        with serving(database.server_url, folder, PAGE_SETTINGS) as base_url:
+            yield ApiSite(base_url, token), database.engine
 
 
 @pytest.fixture
-def churn_site(churn_served: tuple[Site, Engine]) -> Site:
+def churn_site(churn_served: tuple[ApiSite, Engine]) -> ApiSite:
     return churn_served[0]
 
 
 @pytest.fixture
-def churn_scored(churn_served: tuple[Site, Engine]) -> Site:
+def churn_scored(churn_served: tuple[ApiSite, Engine]) -> ApiSite:
     """The site once the daily job has trained a model and scored every paying customer as of
     CHURN_AS_OF (once: the job does nothing more that day)."""
     site, engine = churn_served
@@ -568,14 +461,7 @@ def expected_rows(items: list[dict[str, Any]], first_rank: int) -> list[dict[str
     ]  # fmt: skip
 
 
-def nav_paths(page: Page) -> list[str]:
-    paths: list[str] = page.locator("nav.pages a").evaluate_all(
-        "(links) => links.map((a) => a.pathname)"
-    )
-    return paths
-
-
-def test_before_any_scoring_the_churn_page_says_so(tab: Tab, churn_site: Site) -> None:
+def test_before_any_scoring_the_churn_page_says_so(tab: Tab, churn_site: ApiSite) -> None:
     page = tab.page
     sign_in(page, churn_site, EXECUTIVE)
     paths = nav_paths(page)
@@ -592,7 +478,7 @@ def test_before_any_scoring_the_churn_page_says_so(tab: Tab, churn_site: Site) -
 
 
 def test_the_churn_page_shows_the_model_and_the_riskiest_customers(
-    tab: Tab, churn_scored: Site
+    tab: Tab, churn_scored: ApiSite
 ) -> None:
     site = churn_scored
     page = tab.page
@@ -636,7 +522,7 @@ def test_the_churn_page_shows_the_model_and_the_riskiest_customers(
     assert tab.errors == []
 
 
-def test_the_churn_table_is_paged(tab: Tab, churn_scored: Site) -> None:
+def test_the_churn_table_is_paged(tab: Tab, churn_scored: ApiSite) -> None:
     site = churn_scored
     page = tab.page
     sign_in(page, site, EXECUTIVE)
@@ -665,7 +551,7 @@ def test_the_churn_table_is_paged(tab: Tab, churn_scored: Site) -> None:
     assert tab.errors == []
 
 
-def test_a_bad_churn_page_number_is_explained_on_the_page(tab: Tab, churn_scored: Site) -> None:
+def test_a_bad_churn_page_number_is_explained_on_the_page(tab: Tab, churn_scored: ApiSite) -> None:
     site = churn_scored
     page = tab.page
     sign_in(page, site, EXECUTIVE)
@@ -687,7 +573,7 @@ def test_a_bad_churn_page_number_is_explained_on_the_page(tab: Tab, churn_scored
     ("email", "role"), [(ANALYST, "analyst"), (VIEWER, "viewer")], ids=["analyst", "viewer"]
 )
 def test_analysts_and_viewers_are_refused_the_churn_page_and_not_offered_it(
-    tab: Tab, churn_scored: Site, email: str, role: str
+    tab: Tab, churn_scored: ApiSite, email: str, role: str
 ) -> None:
     site = churn_scored
     page = tab.page
@@ -703,10 +589,11 @@ def test_analysts_and_viewers_are_refused_the_churn_page_and_not_offered_it(
 
 
 def test_the_churn_page_labels_the_weighted_risk_score_as_such(
-    tab: Tab, churn_served: tuple[Site, Engine]
+    tab: Tab, churn_scored: ApiSite, churn_served: tuple[ApiSite, Engine]
 ) -> None:
-    """Last: a model trained and a run scored as of a date early in the demo's history, as
-    `execmetrics churn train` and `churn score` do, become the newest."""
+    """After the daily job's model (version 1, whichever worker runs this), a model trained
+    and a run scored as of a date early in the demo's history, as `execmetrics churn train`
+    and `churn score` do, become the newest."""
     site, engine = churn_served
     url = engine.url.render_as_string(hide_password=False)
     runner = CliRunner()

@@ -10,26 +10,32 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine, select
-from sqlalchemy.engine import make_url
 from tests.builders import cancel, ingest, start
-from tests.database import truncate_all
 from tests.notify.servers import Reply, http_recorder
-from tests.web.test_browser import (
-    CHROMIUM,
-    EXECMETRICS,
-    TIMEOUT_MS,
-    _environment,
-    _free_port,
-    _wait_until_healthy,
+from tests.web.browsing import (
+    ANALYST,
+    DATABASES,
+    PAGE_SETTINGS,
+    PASSWORD,
+    SECRET,
+    VIEWER,
+    Site,
+    Tab,
+    free_port,
+    fresh_database,
+    local_url,
+    open_tab,
+    serving,
+    sign_in,
 )
 
 from execmetrics import render
@@ -46,7 +52,6 @@ from execmetrics.notify.channels import parse_channel
 from execmetrics.notify.message import Message, Severity
 from execmetrics.notify.outbox import IN_APP, dispatch_due, enqueue
 from execmetrics.notify.registry import Sealer
-from execmetrics.store.database import open_database
 from execmetrics.store.tables import silences
 from execmetrics.timeutil import now_micros
 from execmetrics.web.alert_pages import (
@@ -61,19 +66,9 @@ from execmetrics.web.alert_pages import (
 )
 from execmetrics.web.kpi_pages import kpi_status
 
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
-
-from playwright import sync_api
-
-SECRET = "a-test-secret-key-for-the-dashboard-pages-0123456789"
-PASSWORD = "correct horse battery staple"
-CEO, CFO, VIEWER, ANALYST = (
-    "ceo@example.com", "cfo@example.com", "viewer@example.com", "analyst@example.com",
-)  # fmt: skip
+CEO, CFO = "ceo@example.com", "cfo@example.com"
 USERS = {CEO: Role.EXECUTIVE, CFO: Role.EXECUTIVE, VIEWER: Role.VIEWER, ANALYST: Role.ANALYST}
 EVALUATED_ON = date(2025, 3, 15)
-APP_ROLE = "execmetrics_app"
 RECURLY = "https://recurly.com/research/annual-subscription-billling-metrics-report"
 CHURNZERO = "https://churnzero.com/blog/saas-customer-retention-benchmarks/"
 
@@ -155,13 +150,9 @@ def prepare(engine: Engine, context: AlertContext) -> None:
 
 
 @dataclass(frozen=True)
-class Site:
-    base_url: str
+class AlertSite(Site):
     engine: Engine
     context: AlertContext
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
 
     def alert(self, rule: str) -> dict[str, Any]:
         with self.engine.connect() as connection:
@@ -174,103 +165,18 @@ class Site:
         return found
 
 
-@dataclass(frozen=True)
-class Database:
-    engine: Engine
-    server_url: str  # what `execmetrics serve` connects with
-
-
-def _database(request: pytest.FixtureRequest, folder: Path) -> Database:
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'execmetrics.db'}"
-        return Database(open_database(url), url)
-    engine: Engine = request.getfixturevalue("postgres_engine")
-    truncate_all(engine)
-    postgres_url: str = request.getfixturevalue("postgres_url")
-    as_app = make_url(postgres_url).set(username=APP_ROLE, password=None)
-    return Database(engine, as_app.render_as_string(hide_password=False))
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Site]:
+) -> Iterator[AlertSite]:
     folder = tmp_path_factory.mktemp("pages")
-    database = _database(request, folder)
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    context = AlertContext(base_url, SECRET)
-    prepare(database.engine, context)
-    env = _environment() | {
-        "EXECMETRICS_SECRET_KEY": SECRET,
-        "EXECMETRICS_PUBLIC_URL": base_url,
-        "EXECMETRICS_SCHEDULER": "false",  # the test evaluates and delivers itself
-    }
-    log = folder / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(EXECMETRICS), "serve", "--port", str(port), "--db", database.server_url],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    try:
-        _wait_until_healthy(process, base_url, log)
-        yield Site(base_url, database.engine, context)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if request.param == "sqlite":
-            database.engine.dispose()
-        else:
-            truncate_all(database.engine)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def _collect_errors(page: Page) -> list[str]:
-    """Console errors (CSP violations among them) and uncaught exceptions on the page."""
-    found: list[str] = []
-    page.on("console", lambda m: found.append(f"console: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda error: found.append(f"pageerror: {error}"))
-    return found
-
-
-@dataclass
-class Tab:
-    page: Page
-    errors: list[str]
-
-
-@pytest.fixture
-def tab(browser: Browser) -> Iterator[Tab]:
-    """A fresh browser context (no cookies) per test, with the errors its pages report."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
-        yield Tab(page, _collect_errors(page))
-    finally:
-        context.close()
-
-
-def sign_in(page: Page, site: Site, email: str) -> None:
-    page.goto(site.url("/sign-in"))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    assert page.url == site.url("/")
+    port = free_port()
+    context = AlertContext(local_url(port), SECRET)
+    with fresh_database(request, folder) as database:
+        prepare(database.engine, context)
+        settings = PAGE_SETTINGS | {"EXECMETRICS_PUBLIC_URL": context.public_url}
+        with serving(database.server_url, folder, settings, port) as base_url:
+            yield AlertSite(base_url, database.engine, context)
 
 
 def session_csrf(page: Page) -> str:
@@ -286,7 +192,7 @@ def card(page: Page, name: str) -> Any:
 # KPIs ------------------------------------------------------------------------------------------
 
 
-def test_the_kpis_page_shows_values_targets_bands_and_trends(tab: Tab, site: Site) -> None:
+def test_the_kpis_page_shows_values_targets_bands_and_trends(tab: Tab, site: AlertSite) -> None:
     page = tab.page
     sign_in(page, site, VIEWER)
     with page.expect_navigation():
@@ -336,11 +242,9 @@ def test_the_kpis_page_shows_values_targets_bands_and_trends(tab: Tab, site: Sit
     assert tab.errors == []
 
 
-def test_filtering_by_category_works_without_javascript(browser: Browser, site: Site) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
+def test_filtering_by_category_works_without_javascript(browser: Browser, site: AlertSite) -> None:
+    with open_tab(browser, javascript=False) as tab:
+        page = tab.page
         sign_in(page, site, VIEWER)
         page.goto(site.url("/kpis"))
         assert card(page, "mrr").count() == 1
@@ -356,14 +260,12 @@ def test_filtering_by_category_works_without_javascript(browser: Browser, site: 
         assert (
             page.get_attribute(".filter a[aria-current=page]", "href") == "/kpis?category=customer"
         )
-    finally:
-        context.close()
 
 
 # The layout, for people to look at -------------------------------------------------------------
 
 
-def test_screenshots_of_each_page(tab: Tab, site: Site, tmp_path: Path) -> None:
+def test_screenshots_of_each_page(tab: Tab, site: AlertSite, tmp_path: Path) -> None:
     page = tab.page
     sign_in(page, site, CEO)
     for name, path in [
@@ -389,7 +291,7 @@ def test_screenshots_of_each_page(tab: Tab, site: Site, tmp_path: Path) -> None:
 
 
 def test_the_alerts_page_shows_the_firing_alert_its_escalation_and_deliveries(
-    tab: Tab, site: Site
+    tab: Tab, site: AlertSite
 ) -> None:
     page = tab.page
     sign_in(page, site, VIEWER)
@@ -417,7 +319,7 @@ def test_the_alerts_page_shows_the_firing_alert_its_escalation_and_deliveries(
     assert tab.errors == []
 
 
-def test_a_viewer_sees_no_forms_and_may_not_post_them(tab: Tab, site: Site) -> None:
+def test_a_viewer_sees_no_forms_and_may_not_post_them(tab: Tab, site: AlertSite) -> None:
     page = tab.page
     sign_in(page, site, VIEWER)
     page.goto(site.url("/alerts"))
@@ -435,7 +337,7 @@ def test_a_viewer_sees_no_forms_and_may_not_post_them(tab: Tab, site: Site) -> N
     assert site.alert("mrr-floor")["acknowledged_by"] is None
 
 
-def test_a_form_without_the_session_csrf_token_is_refused(tab: Tab, site: Site) -> None:
+def test_a_form_without_the_session_csrf_token_is_refused(tab: Tab, site: AlertSite) -> None:
     page = tab.page
     sign_in(page, site, CEO)
     alert_id = site.alert("mrr-floor")["id"]
@@ -446,7 +348,7 @@ def test_a_form_without_the_session_csrf_token_is_refused(tab: Tab, site: Site) 
     assert "expired" in response.text()
 
 
-def test_an_executive_acknowledges_through_the_form(tab: Tab, site: Site) -> None:
+def test_an_executive_acknowledges_through_the_form(tab: Tab, site: AlertSite) -> None:
     page = tab.page
     sign_in(page, site, CEO)
     page.goto(site.url("/alerts"))
@@ -465,7 +367,7 @@ def test_an_executive_acknowledges_through_the_form(tab: Tab, site: Site) -> Non
 
 
 def test_silences_are_created_listed_and_ended_and_bad_input_is_refused(
-    tab: Tab, site: Site
+    tab: Tab, site: AlertSite
 ) -> None:
     page = tab.page
     sign_in(page, site, CEO)
@@ -516,7 +418,7 @@ def test_silences_are_created_listed_and_ended_and_bad_input_is_refused(
 # The signed acknowledge link -------------------------------------------------------------------
 
 
-def test_the_signed_link_confirms_then_acknowledges_once(tab: Tab, site: Site) -> None:
+def test_the_signed_link_confirms_then_acknowledges_once(tab: Tab, site: AlertSite) -> None:
     page = tab.page  # not signed in: the link is the credential
     found = site.alert("arr-floor")
     token = acknowledge_token(site.context, found["id"], found["episode"])
@@ -547,7 +449,7 @@ def test_the_signed_link_confirms_then_acknowledges_once(tab: Tab, site: Site) -
     assert tab.errors == []
 
 
-def test_a_tampered_link_is_refused(tab: Tab, site: Site) -> None:
+def test_a_tampered_link_is_refused(tab: Tab, site: AlertSite) -> None:
     found = site.alert("mrr-floor")
     token = acknowledge_token(site.context, found["id"], found["episode"])
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
@@ -582,7 +484,7 @@ def _notify_analyst(engine: Engine) -> None:
 
 
 def test_in_app_notifications_are_listed_once_delivered_and_marked_read(
-    tab: Tab, site: Site
+    tab: Tab, site: AlertSite
 ) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
@@ -606,7 +508,7 @@ def test_in_app_notifications_are_listed_once_delivered_and_marked_read(
     assert tab.errors == []
 
 
-def test_each_user_sees_only_their_own_notifications(tab: Tab, site: Site) -> None:
+def test_each_user_sees_only_their_own_notifications(tab: Tab, site: AlertSite) -> None:
     page = tab.page
     sign_in(page, site, CEO)
     page.goto(site.url("/notifications"))

@@ -10,31 +10,27 @@ database before the job has run.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
 from tests.analytics.test_segments_company import AS_OF, population
-from tests.database import truncate_all
-from tests.web.test_analytics_pages import (
+from tests.web.browsing import (
     ANALYST,
-    DAY_US,
-    PASSWORD,
-    SECRET,
+    DATABASES,
+    PAGE_SETTINGS,
     VIEWER,
-    Site,
+    ApiSite,
+    Tab,
+    add_users,
+    fresh_database,
+    nav_paths,
+    serving,
     sign_in,
 )
-from tests.web.test_analytics_pages import browser as browser
-from tests.web.test_analytics_pages import tab as tab
-from tests.web.test_browser import EXECMETRICS, _environment, _free_port, _wait_until_healthy
-from tests.web.test_kpi_alert_pages import Tab, _database
 
 from execmetrics import render
 from execmetrics.accounts.roles import Role
-from execmetrics.accounts.service import create_token, create_user
 from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS
 from execmetrics.analytics.jobs import run_daily_analytics
 from execmetrics.timeutil import date_to_micros
@@ -44,50 +40,27 @@ COLUMNS = ("size", "share", "mrr", "centre_mrr", "tenure_days", "logins_30d",
            "feature_breadth_90d", "tickets_90d")  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Site, Engine]]:
+) -> Iterator[tuple[ApiSite, Engine]]:
     """The server, and the database as its owner (to run the daily job)."""
     folder = tmp_path_factory.mktemp("segment-pages")
-    database = _database(request, folder)
-    with database.engine.begin() as connection:
-        create_user(connection, ANALYST, PASSWORD, Role.ANALYST)
-        create_user(connection, VIEWER, PASSWORD, Role.VIEWER)
-        token, _ = create_token(connection, "segment-pages", Role.ANALYST, DAY_US)
-    population(database.engine)
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = _environment() | {"EXECMETRICS_SECRET_KEY": SECRET, "EXECMETRICS_SCHEDULER": "false"}
-    log = folder / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(EXECMETRICS), "serve", "--port", str(port), "--db", database.server_url],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    try:
-        _wait_until_healthy(process, base_url, log)
-        yield Site(base_url, datetime.now(UTC), token), database.engine
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if request.param == "sqlite":
-            database.engine.dispose()
-        else:
-            truncate_all(database.engine)
+    with fresh_database(request, folder) as database:
+        users = {ANALYST: Role.ANALYST, VIEWER: Role.VIEWER}
+        token = add_users(database.engine, users, Role.ANALYST)
+        population(database.engine)
+        with serving(database.server_url, folder, PAGE_SETTINGS) as base_url:
+            yield ApiSite(base_url, token), database.engine
 
 
 @pytest.fixture
-def site(served: tuple[Site, Engine]) -> Site:
+def site(served: tuple[ApiSite, Engine]) -> ApiSite:
     return served[0]
 
 
 @pytest.fixture
-def segmented(served: tuple[Site, Engine]) -> Site:
+def segmented(served: tuple[ApiSite, Engine]) -> ApiSite:
     """The site once the daily job has stored the segmentation as of AS_OF (once: the job
     does nothing more that day)."""
     site, engine = served
@@ -96,14 +69,7 @@ def segmented(served: tuple[Site, Engine]) -> Site:
     return site
 
 
-def nav_links(tab: Tab) -> list[str]:
-    links: list[str] = tab.page.locator("nav.pages a").evaluate_all(
-        "(links) => links.map((a) => a.pathname)"
-    )
-    return links
-
-
-def test_before_the_job_has_run_the_page_says_so(tab: Tab, site: Site) -> None:
+def test_before_the_job_has_run_the_page_says_so(tab: Tab, site: ApiSite) -> None:
     page = tab.page
     sign_in(page, site, ANALYST)
     with page.expect_navigation():
@@ -116,7 +82,7 @@ def test_before_the_job_has_run_the_page_says_so(tab: Tab, site: Site) -> None:
     assert tab.errors == []
 
 
-def test_the_page_shows_the_newest_segmentation(tab: Tab, segmented: Site) -> None:
+def test_the_page_shows_the_newest_segmentation(tab: Tab, segmented: ApiSite) -> None:
     site = segmented
     page = tab.page
     sign_in(page, site, ANALYST)
@@ -154,10 +120,10 @@ def test_the_page_shows_the_newest_segmentation(tab: Tab, segmented: Site) -> No
     assert tab.errors == []
 
 
-def test_a_viewer_is_refused_the_page_and_not_offered_it(tab: Tab, site: Site) -> None:
+def test_a_viewer_is_refused_the_page_and_not_offered_it(tab: Tab, site: ApiSite) -> None:
     page = tab.page
     sign_in(page, site, VIEWER)
-    assert "/segments" not in nav_links(tab)
+    assert "/segments" not in nav_paths(tab.page)
     response = page.goto(site.url("/segments"))
     assert response is not None and response.status == 403
     assert page.locator("h1").inner_text() == "Not allowed"
@@ -167,8 +133,8 @@ def test_a_viewer_is_refused_the_page_and_not_offered_it(tab: Tab, site: Site) -
     assert page.locator("table.segments").count() == 0
 
 
-def test_an_analyst_is_offered_the_page_after_data_quality(tab: Tab, site: Site) -> None:
+def test_an_analyst_is_offered_the_page_after_data_quality(tab: Tab, site: ApiSite) -> None:
     sign_in(tab.page, site, ANALYST)
-    links = nav_links(tab)
+    links = nav_paths(tab.page)
     assert links[links.index("/quality") + 1] == "/segments"
     assert tab.page.locator("nav.pages a[href='/segments']").inner_text() == "Segments"
