@@ -27,6 +27,7 @@ from execmetrics.alerts.conditions import (
     label_back,
     project_period_end,
 )
+from execmetrics.analytics.anomaly import DEFAULT_SENSITIVITY, detect
 from execmetrics.kpi.definitions import Direction
 from execmetrics.metrics.periods import PeriodError, label, shift_periods
 
@@ -92,7 +93,17 @@ def test_defaults() -> None:
     assert target.margin_percent == 0 and target.check == "both"
     assert target.checks_pacing and target.checks_missed
     anomaly = condition({"kind": "anomaly"})
-    assert (anomaly.sensitivity, anomaly.direction) == (3.0, "both")
+    assert (anomaly.sensitivity, anomaly.direction) == (None, "both")
+    # Without a sensitivity, the detector's own default (tuned on NAB for the robust one).
+    assert anomaly.threshold == DEFAULT_SENSITIVITY["robust_seasonal"] == 1.73
+    assert condition({"kind": "anomaly", "detector": "rolling_zscore"}).threshold == 2.0
+    assert condition({"kind": "anomaly", "sensitivity": 2.5}).threshold == 2.5
+
+
+def test_an_unknown_detector_is_refused_naming_those_there_are() -> None:
+    message = refusal({"kind": "anomaly", "detector": "prophet"})
+    assert message.startswith("anomaly.detector:")
+    assert "expected one of robust_seasonal, rolling_zscore" in message
 
 
 def test_a_floating_point_number_is_refused_with_the_way_to_write_it() -> None:
@@ -374,10 +385,10 @@ def test_a_spike_or_a_dip_is_an_anomaly_in_its_direction() -> None:
     dip = {**series, "2024-12": peak - 1_000}
     up, down = anomaly(direction="up"), anomaly(direction="down")
     high = check_anomaly(anomaly(), spike, "2024-12", "month", describe)
-    assert high.holds is True and high.bound == 3.0
+    assert high.holds is True and high.bound == 1.73
     assert "unusually high" in high.summary
     low = check_anomaly(anomaly(), dip, "2024-12", "month", describe)
-    assert low.holds is True and low.bound == -3.0
+    assert low.holds is True and low.bound == -1.73
     assert "unusually low" in low.summary
     assert check_anomaly(up, spike, "2024-12", "month", describe).holds is True
     assert check_anomaly(up, dip, "2024-12", "month", describe).holds is False
@@ -419,6 +430,59 @@ def test_a_short_history_is_judged_without_seasons() -> None:
     assert check_anomaly(anomaly(), series, "2024-12", "month", describe).holds is False
     series["2024-12"] = F(2000)
     assert check_anomaly(anomaly(), series, "2024-12", "month", describe).holds is True
+
+
+def monthly_kpi(months: int, seed: int) -> dict[str, Fraction | None]:
+    """A KPI ending in December 2024 that grows by 10 a month with a yearly swing of 100, and
+    noise of 10: the values are whole numbers, as minor units are."""
+    rng = np.random.default_rng(seed)
+    series: dict[str, Fraction | None] = {}
+    for back in range(months):
+        t = months - 1 - back
+        value = 1_000 + 10 * t + 100 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 10)
+        series[month_label(back)] = F(round(value))
+    return series
+
+
+@pytest.mark.parametrize("months", [24, 37, 60])
+def test_a_jump_in_a_short_trending_kpi_is_an_anomaly_and_its_course_is_not(months: int) -> None:
+    for seed in range(3):
+        series = monthly_kpi(months, seed)
+        latest = series["2024-12"]
+        assert latest is not None
+        on_course = check_anomaly(anomaly(), series, "2024-12", "month", describe)
+        assert on_course.holds is False, seed
+        jump = {**series, "2024-12": latest + 100}  # ten noise levels
+        outcome = check_anomaly(anomaly(), jump, "2024-12", "month", describe)
+        assert outcome.holds is True, seed
+        assert isinstance(outcome.observed, float) and outcome.observed > 1.73
+
+
+@pytest.mark.parametrize("detector", ["robust_seasonal", "rolling_zscore"])
+def test_the_rule_judges_the_value_as_the_detector_judges_the_last_point(detector: str) -> None:
+    series = seasonal_series()
+    history = history_before(series, "2024-12", "month", 60)
+    latest = series["2024-12"]
+    assert latest is not None
+    found = detect([float(v) for v in [*history, latest]], 12, detector)
+    outcome = check_anomaly(anomaly(detector=detector), series, "2024-12", "month", describe)
+    assert outcome.observed == found.score[-1]
+    assert outcome.bound == DEFAULT_SENSITIVITY[detector] * np.sign(found.score[-1])
+    band = f"{describe(F(found.lower[-1]))} to {describe(F(found.upper[-1]))} is usual"
+    assert band in outcome.summary
+
+
+def test_a_history_the_detector_cannot_judge_decides_nothing() -> None:
+    # A z-score needs a history that moves.
+    flat = {month_label(back): F(500) for back in range(12)}
+    rule = anomaly(detector="rolling_zscore")
+    outcome = check_anomaly(rule, flat, "2024-12", "month", describe)
+    assert outcome.holds is None
+    assert outcome.summary == "The rolling_zscore detector cannot judge 2024-12 from this history."
+    # The robust detector judges it: an unchanged value is usual, a changed one is not.
+    assert check_anomaly(anomaly(), flat, "2024-12", "month", describe).holds is False
+    changed = {**flat, "2024-12": F(501)}
+    assert check_anomaly(anomaly(), changed, "2024-12", "month", describe).holds is True
 
 
 def test_higher_sensitivity_flags_less() -> None:

@@ -2,18 +2,19 @@
 
 Four kinds, told apart by `kind`: a threshold (with a recovery level, so a value hovering at
 the line does not fire and clear over and over), a trend (a change against an earlier
-period), an anomaly (a value far from the KPI's own seasonal baseline) and a target (a
-period on course to miss its goal, or one that missed it).
+period), an anomaly (a value far from what the anomaly detector expects from the KPI's own
+history) and a target (a period on course to miss its goal, or one that missed it).
 
 KPI values are exact fractions, and threshold, trend and target conditions are judged
 exactly: their numbers are written as whole numbers or decimal strings, never as
-floating-point numbers, which cannot hold most decimals. Only the anomaly baseline is
+floating-point numbers, which cannot hold most decimals. Only the anomaly detector is
 statistical. Each check returns an `Outcome` whose summary is one plain sentence for the
 notification; the caller passes `describe` to write KPI values in the KPI's unit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +23,13 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from execmetrics.analytics.baseline import DETECTORS, MIN_HISTORY, Expectation
+from execmetrics.analytics.anomaly import (
+    DEFAULT_SENSITIVITY,
+    DETECTORS,
+    MIN_HISTORY,
+    Latest,
+    judge_latest,
+)
 from execmetrics.kpi.definitions import Direction
 from execmetrics.kpi.targets import ExactNumber
 from execmetrics.metrics.periods import (
@@ -139,10 +146,11 @@ class TrendCondition(_Condition):
 
 
 class AnomalyCondition(_Condition):
-    """The value is further from its seasonal baseline than `sensitivity` scales."""
+    """The value is further from the detector's expected value than `sensitivity` allows
+    (docs/anomalies.md); without a sensitivity, the detector's default."""
 
     kind: Literal["anomaly"] = "anomaly"
-    sensitivity: float = Field(default=3.0, gt=0, allow_inf_nan=False, strict=True)
+    sensitivity: float | None = Field(default=None, gt=0, allow_inf_nan=False, strict=True)
     detector: str = "robust_seasonal"
     direction: Literal["both", "up", "down"] = "both"
     min_history: int = Field(default=MIN_HISTORY, ge=MIN_HISTORY, le=MAX_MIN_HISTORY, strict=True)
@@ -153,6 +161,11 @@ class AnomalyCondition(_Condition):
         if name not in DETECTORS:
             raise ValueError(f"unknown detector {name!r}: expected one of {', '.join(DETECTORS)}")
         return name
+
+    @property
+    def threshold(self) -> float:
+        """The sensitivity the rule judges by: its own, else the detector's default."""
+        return DEFAULT_SENSITIVITY[self.detector] if self.sensitivity is None else self.sensitivity
 
 
 class TargetCondition(_Condition):
@@ -267,31 +280,32 @@ def check_anomaly(
     interval: str,
     describe: Describe,
 ) -> Outcome:
-    """Whether the value of `current` is further from the detector's baseline than the
+    """Whether the value of `current` is further from the detector's expected value than the
     sensitivity allows, in the chosen direction.
 
-    The history is the unbroken run of values just before `current`, at most five years
-    (and at least 24 periods) long: it stops at the first period without a value, since the
-    baseline needs evenly spaced values and a season aligned with the calendar.
+    The detector runs over the history and the value, and the value's score and band decide.
+    The history is the unbroken run of values just before `current`, at most five years (and
+    at least 24 periods) long: it stops at the first period without a value, since the
+    detector needs evenly spaced values and a season aligned with the calendar.
     """
     value = series.get(current)
     if value is None:
         return Outcome(None, None, None, f"There is no value for {current} to judge.")
     history = history_before(series, current, interval, _lookback(cond, interval))
-    result = None
-    if len(history) >= cond.min_history:
-        detect = DETECTORS[cond.detector]
-        floats = [float(past) for past in history]
-        result = detect(floats, float(value), periods_per_year(interval), cond.sensitivity)
-    if result is None:
+    if len(history) < cond.min_history:
         reason = (
             f"Too little history to judge: {len(history)} periods with values in a row "
             f"before {current}, and at least {cond.min_history} are needed."
         )
         return Outcome(None, None, None, reason)
-    holds = _beyond(cond, result.score)
-    bound = -cond.sensitivity if result.score < 0 else cond.sensitivity
-    return Outcome(holds, result.score, bound, _anomaly_summary(value, result, describe))
+    judged = [float(past) for past in history] + [float(value)]
+    found = judge_latest(judged, periods_per_year(interval), cond.detector, cond.threshold)
+    score = found.score
+    if not math.isfinite(score):
+        reason = f"The {cond.detector} detector cannot judge {current} from this history."
+        return Outcome(None, None, None, reason)
+    bound = -cond.threshold if score < 0 else cond.threshold
+    return Outcome(_beyond(cond, score), score, bound, _anomaly_summary(value, found, describe))
 
 
 def _lookback(cond: AnomalyCondition, interval: str) -> int:
@@ -300,21 +314,23 @@ def _lookback(cond: AnomalyCondition, interval: str) -> int:
 
 def _beyond(cond: AnomalyCondition, score: float) -> bool:
     if cond.direction == "up":
-        return score > cond.sensitivity
+        return score > cond.threshold
     if cond.direction == "down":
-        return score < -cond.sensitivity
-    return abs(score) > cond.sensitivity
+        return score < -cond.threshold
+    return abs(score) > cond.threshold
 
 
-def _anomaly_summary(value: Fraction, result: Expectation, describe: Describe) -> str:
+def _anomaly_summary(value: Fraction, found: Latest, describe: Describe) -> str:
+    """The sentence for the judged value."""
+    expected, lower, upper = found.expected, found.lower, found.upper
     usual = (
-        f"about {describe(Fraction(result.expected))} was expected, "
-        f"{describe(Fraction(result.lower))} to {describe(Fraction(result.upper))} is usual"
+        f"about {describe(Fraction(expected))} was expected, "
+        f"{describe(Fraction(lower))} to {describe(Fraction(upper))} is usual"
     )
-    if result.lower <= value <= result.upper:
+    if lower <= value <= upper:
         return f"{describe(value)} is within the usual range: {usual}."
-    side = "high" if value > result.upper else "low"
-    return f"{describe(value)} is unusually {side}: {usual} (score {result.score:.1f})."
+    side = "high" if value > upper else "low"
+    return f"{describe(value)} is unusually {side}: {usual} (score {found.score:.1f})."
 
 
 # Targets
