@@ -84,7 +84,7 @@ from execmetrics.alerts.state import Event, Instance, State
 from execmetrics.as_code import apply_declared, parse_declared
 from execmetrics.ingest.service import ingest_files
 from execmetrics.kpi.config import starter_kpis
-from execmetrics.kpi.evaluation import evaluate_kpis
+from execmetrics.kpi.evaluation import evaluate_kpis, measured_now
 from execmetrics.metrics.cache import DocumentCache
 from execmetrics.metrics.queries import customer_group_values
 from execmetrics.notify.channels import parse_channel
@@ -984,11 +984,15 @@ def one_cycle(scheduler: Scheduler, now: int) -> dict[str, Any]:
 def check_cycles(cycles: dict[str, Any], context: RunContext) -> list[str]:
     """The cycles did the work they are timed for (a no-op would flatter the timing)."""
     problems = []
-    history = context.kpis * HISTORY_PERIODS
+    assert context.config is not None
+    declared = parse_declared(context.config, "alerting.yaml").kpis or []
+    now_only = len(measured_now(declared))  # quality KPIs: the current period only
+    history = (context.kpis - now_only) * HISTORY_PERIODS + now_only
     # The first evaluation stores every period; at a new data version the current period's
-    # value is stored again, and an earlier period's when it changed.
+    # value is stored again (a quality score's only when it changed), and an earlier
+    # period's when it changed.
     expected = {key: (history, history) for key in ("first", "again", "hourly")}
-    expected["ingested"] = (history + context.kpis, 2 * history)
+    expected["ingested"] = (history + context.kpis - now_only, 2 * history)
     for key, (fewest, most) in expected.items():
         found = cycles.get(key, {}).get("counts", {}).get("kpi_values")
         if found is not None and not fewest <= found <= most:

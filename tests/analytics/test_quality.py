@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import statistics
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, update
 from tests.builders import ingest, start
 from typer.testing import CliRunner
 
-from execmetrics.analytics.quality import Check, QualityReport, quality_report
+from execmetrics.analytics.quality import (
+    Check,
+    QualityReport,
+    _weighted_median,
+    quality_report,
+)
 from execmetrics.cli import app as cli
 from execmetrics.store.tables import mrr_movements, support_tickets
 from execmetrics.timeutil import parse_timestamp
@@ -38,6 +46,39 @@ def by_name(
     with engine.connect() as connection:
         report = quality_report(connection, now, freshness)
     return report, {f"{c.dataset}/{c.name}": c for c in report.checks}
+
+
+def test_an_amount_is_judged_per_seat_against_its_own_plan_and_billing_interval(
+    engine: Engine,
+) -> None:
+    """Each group's median is the mean of its middle two when it has an even count; a price
+    is per seat; another billing interval of the same plan is a group of its own."""
+    at = "2024-05-10T00:00:00Z"
+    events = [
+        start("a1", "c1", "s1", at, 1_000, plan="team"),
+        start("a2", "c2", "s2", at, 2_000, plan="team"),
+        start("a3", "c3", "s3", at, 3_000, plan="team"),
+        start("a4", "c4", "s4", at, 5_000, plan="team"),  # median (2,000 + 3,000) / 2 = 2,500
+        start("a5", "c5", "s5", at, 250, plan="team"),  # a tenth of it: within
+        start("a6", "c6", "s6", at, 249, plan="team"),  # below a tenth
+        start("a7", "c7", "s7", at, 250_000, plan="team", quantity=10),  # 25,000 a seat: within
+        start("a8", "c8", "s8", at, 250_001, plan="team", quantity=10),  # beyond ten times
+        start("b1", "c9", "s9", at, 90_000, plan="team", interval_count=3),  # a group of its own
+        start("b2", "c10", "s10", at, 30_000, plan="team", interval="year"),
+    ]  # fmt: skip
+    ingest(engine, events=events)
+    _, checks = by_name(engine)
+    odd = checks["subscription_events/amount within its plan's norm"]
+    assert (odd.total, odd.failing, odd.examples) == (10, 2, ["a6", "a8"])
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 4)), min_size=1, max_size=8))
+def test_the_median_of_counted_prices_is_that_of_the_prices_written_out(
+    counted: list[tuple[int, int]],
+) -> None:
+    prices = [(price * 12.5, n) for price, n in counted]
+    written_out = [price for price, n in prices for _ in range(n)]
+    assert _weighted_median(prices) == statistics.median(written_out)
 
 
 def test_each_check_names_its_failing_rows_and_scores_the_share_that_pass(engine: Engine) -> None:
