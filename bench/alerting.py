@@ -830,6 +830,7 @@ def build_configuration(
         "formula_kpis": sum("formula" in item for item in kpis),
         "kpis_with_targets": sum("targets" in item for item in kpis),
         "kpis_without_value": sum(values.get(item["name"]) is None for item in kpis),
+        "measured_now_kpis": len(measured_now(declared.kpis)),
         "rules": len(rules),
         "rules_by_kind": dict(Counter(rule["condition"]["kind"] for rule in rules)),
         "rules_by_severity": dict(Counter(rule["severity"] for rule in rules)),
@@ -984,9 +985,7 @@ def one_cycle(scheduler: Scheduler, now: int) -> dict[str, Any]:
 def check_cycles(cycles: dict[str, Any], context: RunContext) -> list[str]:
     """The cycles did the work they are timed for (a no-op would flatter the timing)."""
     problems = []
-    assert context.config is not None
-    declared = parse_declared(context.config, "alerting.yaml").kpis or []
-    now_only = len(measured_now(declared))  # quality KPIs: the current period only
+    now_only = context.measured_now_kpis  # quality KPIs: the current period only
     history = (context.kpis - now_only) * HISTORY_PERIODS + now_only
     # The first evaluation stores every period; at a new data version the current period's
     # value is stored again (a quality score's only when it changed), and an earlier
@@ -1368,6 +1367,11 @@ class RunContext:
     @property
     def kpis(self) -> int:
         return int(self.config_description.get("kpis", self.arguments.kpis))
+
+    @property
+    def measured_now_kpis(self) -> int:
+        """The KPIs (quality scores) that store their current period only."""
+        return int(self.config_description.get("measured_now_kpis", 0))
 
     @property
     def rule_instances(self) -> int:

@@ -283,7 +283,8 @@ def check_anomaly(
     """Whether the value of `current` is further from the detector's expected value than the
     sensitivity allows, in the chosen direction.
 
-    The detector runs over the history and the value, and the value's score and band decide.
+    The value is judged from the history as the detector judges a series' latest point, and
+    its score and band decide.
     The history is the unbroken run of values just before `current`, at most five years (and
     at least 24 periods) long: it stops at the first period without a value, since the
     detector needs evenly spaced values and a season aligned with the calendar.
@@ -321,15 +322,13 @@ def _beyond(cond: AnomalyCondition, score: float) -> bool:
 
 
 def _anomaly_summary(value: Fraction, found: Latest, describe: Describe) -> str:
-    """The sentence for the judged value."""
-    expected, lower, upper = found.expected, found.lower, found.upper
     usual = (
-        f"about {describe(Fraction(expected))} was expected, "
-        f"{describe(Fraction(lower))} to {describe(Fraction(upper))} is usual"
+        f"about {describe(Fraction(found.expected))} was expected, "
+        f"{describe(Fraction(found.lower))} to {describe(Fraction(found.upper))} is usual"
     )
-    if lower <= value <= upper:
+    if found.lower <= value <= found.upper:
         return f"{describe(value)} is within the usual range: {usual}."
-    side = "high" if value > upper else "low"
+    side = "high" if value > found.upper else "low"
     return f"{describe(value)} is unusually {side}: {usual} (score {found.score:.1f})."
 
 

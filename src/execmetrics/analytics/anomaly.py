@@ -106,6 +106,16 @@ class AnomalyError(ValueError):
 
 
 @dataclass(frozen=True)
+class Latest:
+    """The newest point's expected value, band and score (NaN when it cannot be judged)."""
+
+    expected: float
+    lower: float
+    upper: float
+    score: float
+
+
+@dataclass(frozen=True)
 class Detection:
     """Per point: the expected value, the band, the score and the flag (NaN and False for
     the first points, which have too little history to be judged)."""
@@ -118,6 +128,13 @@ class Detection:
     score: Floats
     flag: npt.NDArray[np.bool_]
 
+    def latest(self) -> Latest:
+        """The newest point's expected value, band and score."""
+        return Latest(
+            float(self.expected[-1]), float(self.lower[-1]), float(self.upper[-1]),
+            float(self.score[-1]),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Judgement:
@@ -126,16 +143,6 @@ class Judgement:
     expected: Floats
     scale: Floats
     usual: Floats
-
-
-@dataclass(frozen=True)
-class Latest:
-    """The newest point's expected value, band and score (NaN when it cannot be judged)."""
-
-    expected: float
-    lower: float
-    upper: float
-    score: float
 
 
 def detect(
@@ -156,13 +163,8 @@ def judge_latest(
     before it (which a short history would judge one at a time): what an alert rule needs."""
     series, chosen = _checked(values, method, sensitivity)
     if method == "robust_seasonal":
-        expected, reach = _expected_and_reach(series, season_length, first=len(series) - 1)
-        at, by = float(expected[-1]), float(reach[-1])
-        score = (float(series[-1]) - at) / by
-        return Latest(at, at - chosen * by, at + chosen * by, score)
-    found = DETECTORS[method](series, season_length, chosen)
-    return Latest(*(float(figure[-1]) for figure in (found.expected, found.lower, found.upper,
-                                                    found.score)))  # fmt: skip
+        return robust_seasonal(series, season_length, chosen, first=len(series) - 1).latest()
+    return DETECTORS[method](series, season_length, chosen).latest()
 
 
 def _checked(
@@ -179,8 +181,11 @@ def _checked(
     return series, chosen
 
 
-def robust_seasonal(values: Floats, season_length: int, sensitivity: float) -> Detection:
-    expected, reach = _expected_and_reach(values, season_length)
+def robust_seasonal(
+    values: Floats, season_length: int, sensitivity: float, first: int = 0
+) -> Detection:
+    """Points before `first` are left unjudged (NaN), as the first points always are."""
+    expected, reach = _expected_and_reach(values, season_length, first)
     score = (values - expected) / reach
     onset = max(2, _span(season_length) // 2)
     strength = np.nan_to_num(np.abs(score), nan=-np.inf)

@@ -130,8 +130,10 @@ def _customer_checks(connection: Connection, now_us: int, freshness_us: int) -> 
 
 def _event_checks(connection: Connection, now_us: int, freshness_us: int) -> Iterable[Check]:
     e = subscription_events.c
-    is_priced = e.type.in_(("start", "change"))
-    priced = _count(connection, select(func.count()).where(is_priced))
+    is_priced = text(PRICED_EVENTS)
+    priced = _count(
+        connection, select(func.count()).select_from(subscription_events).where(is_priced)
+    )
     count, examples = _failing(connection, e.event_id, is_priced & e.tier.is_(None))
     yield _share_check(
         "subscription_events", "completeness", "tier given",
@@ -163,7 +165,8 @@ def _odd_amounts(connection: Connection) -> tuple[int, list[str]]:
     events at each (from an index of them), and the medians are read from those counts."""
     e = subscription_events.c
     group = (e.plan_id, e.currency, e.interval, e.interval_count)
-    is_priced = text(PRICED_EVENTS)  # as the index of prices is written, so that it is used
+    # Written as the index of prices is, so that PostgreSQL sees the index applies.
+    is_priced = text(PRICED_EVENTS)
     prices: dict[tuple[Any, ...], list[tuple[float, int]]] = defaultdict(list)
     for *plan, amount, quantity, events in connection.execute(
         select(*group, e.amount_minor, e.quantity, func.count())

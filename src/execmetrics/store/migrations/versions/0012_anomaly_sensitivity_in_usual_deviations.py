@@ -13,7 +13,7 @@ Create Date: 2026-11-28 16:00:00
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,7 +45,7 @@ def downgrade() -> None:
     _rescale(lambda sensitivity: round(sensitivity * SHORT_USUAL, 2))
 
 
-def _rescale(convert: Any) -> None:
+def _rescale(convert: Callable[[float], float]) -> None:
     """A new version of each rule whose latest version judges anomalies by a sensitivity of
     its own, with that sensitivity converted."""
     connection = op.get_bind()
