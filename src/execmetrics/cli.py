@@ -1132,6 +1132,7 @@ def kpis_evaluate(
     db: DbOption = None,
 ) -> None:
     """Evaluate every KPI and store each value once per data version; print them."""
+    from execmetrics.analytics.quality_store import refresh_quality
     from execmetrics.kpi.evaluation import record_evaluations
 
     try:
@@ -1142,6 +1143,8 @@ def kpis_evaluate(
     except ValueError:
         raise _fail(f"--date: expected YYYY-MM-DD, got {on!r}") from None
     with _engine(db).begin() as connection:
+        # The quality KPIs read the newest quality report: measured now when one is due.
+        refresh_quality(connection, now_micros())
         evaluations = record_evaluations(connection, day, tz)
         definitions = current_kpis(connection)
         currency = reporting_currency(connection)
@@ -1223,7 +1226,8 @@ def worker(
     ] = False,
     db: DbOption = None,
 ) -> None:
-    """Run the scheduler and the notification dispatcher without the server."""
+    """Run the scheduler, the notification dispatcher and the analytics job (the data
+    quality report, churn scores, segments) without the server."""
     import signal
     import threading
 
@@ -1237,7 +1241,11 @@ def worker(
     except SettingsError as error:
         raise _fail(str(error)) from None
     scheduler = scheduler_from_settings(settings, open_database(settings.database_url))
+    from execmetrics.analytics.jobs import refresh_quality_if_due, start_analytics_thread
+
     if once:
+        # The quality KPIs read the newest quality report: measured first when one is due.
+        refresh_quality_if_due(scheduler.engine, scheduler.config.holder, now_micros())
         cycle, sent = scheduler.tick()
         evaluated = "not this process (another holds the lease)" if cycle is None else (
             f"{cycle.evaluated} evaluated, {cycle.fired} fired, {cycle.resolved} resolved, "
@@ -1251,18 +1259,18 @@ def worker(
         )
         return
     stop = threading.Event()
+    wake_analytics = threading.Event()
 
     def stop_soon(*_: object) -> None:
         stop.set()
         scheduler.wake.set()
+        wake_analytics.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_soon)
-    from execmetrics.analytics.jobs import start_analytics_thread
-
     start_analytics_thread(
         scheduler.engine, scheduler.config.holder, settings.churn_horizon_days,
-        settings.weights(), stop,
+        settings.weights(), stop, wake_analytics, scheduler.wake.set,
     )  # fmt: skip
     console.print("execmetrics worker is running (Ctrl+C stops it)", highlight=False)
     scheduler.run(stop)

@@ -10,12 +10,14 @@ from sqlalchemy import Engine, func, select
 from tests.builders import ingest, start
 from typer.testing import CliRunner
 
+from execmetrics.analytics.quality_store import latest_quality
 from execmetrics.as_code import Declared, export_document, parse_declared
 from execmetrics.cli import app as cli
 from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import check_references
+from execmetrics.kpi.evaluation import kpi_values
 from execmetrics.kpi.service import current_kpis
-from execmetrics.store.tables import audit_log, kpi_evaluations, kpi_versions
+from execmetrics.store.tables import audit_log, kpi_evaluations, kpi_versions, quality_reports
 from execmetrics.yaml_config import ConfigError
 
 GOOD = """\
@@ -203,7 +205,14 @@ def test_the_command_line_evaluates_and_stores_once_per_data_version(engine: Eng
     assert stored_column == ["already"] * len(starter_kpis())
     with engine.connect() as connection:
         stored = connection.execute(select(func.count()).select_from(kpi_evaluations)).scalar()
+        reports = connection.execute(select(func.count()).select_from(quality_reports)).scalar()
+        report = latest_quality(connection)
+        [quality] = kpi_values(connection, "data_quality")
     assert stored == len(starter_kpis())
+    # The first run measured the data quality report the starter quality KPI reads; the
+    # second found it current.
+    assert reports == 1 and report is not None
+    assert report.report.overall is not None and quality["value"] == report.report.overall
 
 
 @pytest.mark.parametrize(

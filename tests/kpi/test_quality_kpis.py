@@ -1,4 +1,5 @@
-"""Quality KPIs: the data quality scores as KPI values, measured for the current period only."""
+"""Quality KPIs: the scores of the newest stored data quality report as KPI values, for the
+current period only."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ from tests.builders import kpi_definition as kpi
 
 from execmetrics.alerts.engine import evaluate_rules
 from execmetrics.alerts.messages import AlertContext
+from execmetrics.alerts.scheduler import Scheduler, SchedulerConfig
 from execmetrics.alerts.service import list_instances
-from execmetrics.analytics.quality import DATASET_DIMENSIONS, quality_report
+from execmetrics.analytics.quality import (
+    DATASET_DIMENSIONS,
+    DEFAULT_FRESHNESS_US,
+    quality_report,
+)
+from execmetrics.analytics.quality_store import save_quality
 from execmetrics.as_code import apply_declared, parse_declared
 from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import QUALITY_METRICS, KpiDefinition
@@ -32,14 +39,23 @@ from execmetrics.notify.registry import Sealer
 from execmetrics.timeutil import now_micros, parse_timestamp
 
 F = Fraction
-# Evaluated as of this past day, the scores are measured at its end, 2024-06-02T00:00Z: the
-# newest event is then three days old, one and a half times the two-day limit.
 JUNE_1 = date(2024, 6, 1)
+# Measured at the end of 1 June, the newest event is three days old, one and a half times
+# the two-day limit; at the end of 2 June, four days old.
+END_OF_JUNE_1 = parse_timestamp("2024-06-02T00:00:00Z")
+END_OF_JUNE_2 = parse_timestamp("2024-06-03T00:00:00Z")
 
 
 def quality(name: str, metric: str, **fields: Any) -> KpiDefinition:
     defaults = {"category": "quality", "unit": "score", "period": "month_to_date"}
     return kpi(name, metric=metric, **defaults | fields)
+
+
+def measured(engine: Engine, at: int) -> int:
+    """A quality report measured at `at` and stored, as the analytics job stores them."""
+    with engine.begin() as connection:
+        report = quality_report(connection, at)
+        return save_quality(connection, report, at, data_version(connection), DEFAULT_FRESHNESS_US)
 
 
 def company(engine: Engine) -> None:
@@ -59,9 +75,9 @@ def company(engine: Engine) -> None:
     ingest(engine, customers=customers, events=events)
 
 
-# On 1 June: events timeliness 100 * (2 - 3/2) = 50, so events (75 + 100 + 50) / 3 = 75; the
-# ledger 100; overall (175/3 + 75 + 100) / 3 = 700/9.
-# On 2 June the newest event is four days old, twice the limit: timeliness 0, events
+# At the end of 1 June: events timeliness 100 * (2 - 3/2) = 50, so events
+# (75 + 100 + 50) / 3 = 75; the ledger 100; overall (175/3 + 75 + 100) / 3 = 700/9.
+# At the end of 2 June the newest event is four days old, twice the limit: timeliness 0, events
 # (75 + 100 + 0) / 3 = 175/3, overall (175/3 + 175/3 + 100) / 3 = 650/9.
 
 
@@ -86,7 +102,7 @@ def test_the_declared_dimensions_are_those_the_checks_score(engine: Engine) -> N
              "type": "login"}  # fmt: skip
     ingest(engine, tickets=[ticket], activity=[login])
     with engine.connect() as connection:
-        report = quality_report(connection, parse_timestamp("2024-06-02T00:00:00Z"))
+        report = quality_report(connection, END_OF_JUNE_1)
     scored = {name: tuple(found["dimensions"]) for name, found in report.datasets.items()}
     assert {name: set(dims) for name, dims in scored.items()} == {
         name: set(dims) for name, dims in DATASET_DIMENSIONS.items()
@@ -95,6 +111,7 @@ def test_the_declared_dimensions_are_those_the_checks_score(engine: Engine) -> N
 
 def test_quality_kpis_take_the_scores_exactly(engine: Engine) -> None:
     company(engine)
+    measured(engine, END_OF_JUNE_1)
     definitions = [
         quality("overall", "quality_overall"),
         quality("customers_quality", "quality_customers"),
@@ -124,6 +141,7 @@ def test_quality_kpis_take_the_scores_exactly(engine: Engine) -> None:
 
 def test_a_formula_over_a_quality_kpi_has_the_current_period_only(engine: Engine) -> None:
     company(engine)
+    measured(engine, END_OF_JUNE_1)
     definitions = [
         quality("overall", "quality_overall"),
         kpi("customers", metric="customers_end", unit="count", period="month_to_date"),
@@ -139,13 +157,41 @@ def test_a_formula_over_a_quality_kpi_has_the_current_period_only(engine: Engine
     assert history["per_customer"] == [KpiValue("per_customer", "2024-06", F(50, 9))]
 
 
+def test_quality_kpis_have_no_value_before_the_first_report(engine: Engine) -> None:
+    company(engine)
+    definitions = [
+        quality("overall", "quality_overall"),
+        kpi("shortfall", formula="100 - overall", unit="score", period="month_to_date"),
+    ]
+    with engine.connect() as connection:
+        history = evaluate_kpi_history(connection, definitions, JUNE_1, periods=3)
+    assert history == {
+        "overall": [KpiValue("overall", "2024-06", None)],
+        "shortfall": [KpiValue("shortfall", "2024-06", None)],
+    }
+
+
+def test_quality_kpis_read_the_newest_report_whatever_the_day_evaluated(engine: Engine) -> None:
+    company(engine)
+    measured(engine, END_OF_JUNE_1)
+    measured(engine, END_OF_JUNE_2)
+    definitions = [quality("overall", "quality_overall")]
+    with engine.connect() as connection:
+        on_june_1 = evaluate_kpi_history(connection, definitions, JUNE_1)
+    assert on_june_1["overall"] == [KpiValue("overall", "2024-06", F(650, 9))]
+
+
 def test_a_quality_kpi_is_stored_again_as_its_data_grows_stale(engine: Engine) -> None:
     company(engine)
     with engine.begin() as connection:
         apply_kpis(connection, [quality("overall", "quality_overall")], "test")
+    first_report = measured(engine, END_OF_JUNE_1)
+    with engine.begin() as connection:
         first = record_evaluations(connection, JUNE_1, periods=3)
         again = record_evaluations(connection, JUNE_1, periods=3)
-        # No ingestion since, so the same data version: the score changes with time alone.
+    # No ingestion since, so the same data version: the score changes with time alone.
+    second_report = measured(engine, END_OF_JUNE_2)
+    with engine.begin() as connection:
         stale = record_evaluations(connection, date(2024, 6, 2), periods=3)
         july = record_evaluations(connection, date(2024, 7, 1), periods=3)
     mine = [[e for e in found if e.name == "overall"] for found in (first, again, stale, july)]
@@ -162,14 +208,29 @@ def test_a_quality_kpi_is_stored_again_as_its_data_grows_stale(engine: Engine) -
     assert [(row["period"], row["value"]) for row in rows] == [
         ("2024-06", F(700, 9)), ("2024-06", F(650, 9)), ("2024-07", F(650, 9)),
     ]  # fmt: skip
-    # Each row is marked with the moment of its evaluation after the data version.
+    # Each row is marked with the moment its report was measured after the data version.
+    assert (first_report, second_report) == (first_report, first_report + 1)
     assert [row["data_version"] for row in rows] == [
-        f"{version}@{row['evaluated_at']}" for row in rows
-    ]
+        f"{version}@{END_OF_JUNE_1}", f"{version}@{END_OF_JUNE_2}", f"{version}@{END_OF_JUNE_2}",
+    ]  # fmt: skip
     assert [(row["period"], row["value"], row["previous"]) for row in history] == [
         ("2024-06", F(650, 9), None),
         ("2024-07", F(650, 9), F(650, 9)),
     ]
+
+
+def test_a_new_report_with_the_same_scores_adds_no_value(engine: Engine) -> None:
+    company(engine)
+    with engine.begin() as connection:
+        apply_kpis(connection, [quality("ledger", "quality_ledger")], "test")
+    measured(engine, END_OF_JUNE_1)
+    with engine.begin() as connection:
+        first = record_evaluations(connection, JUNE_1)
+    measured(engine, END_OF_JUNE_2)  # the ledger's consistency does not change with time
+    with engine.begin() as connection:
+        again = record_evaluations(connection, JUNE_1)
+    mine = [e for e in first + again if e.name == "ledger"]
+    assert [(e.value, e.recorded) for e in mine] == [(100, True), (100, False)]
 
 
 @pytest.mark.parametrize(
@@ -211,17 +272,39 @@ rules:
 """
     context = AlertContext("https://metrics.example", secret)
     now = now_micros()
+    measured(engine, END_OF_JUNE_1)
     with engine.begin() as connection:
         apply_declared(
             connection, parse_declared(rule, "alerts.yaml"), "test", Sealer.from_secret(secret)
         )
         record_evaluations(connection, JUNE_1)
         quiet = evaluate_rules(connection, context, now)
+    # No new data: only time has passed, and the score has fallen from 700/9 to 650/9.
+    measured(engine, END_OF_JUNE_2)
     with engine.begin() as connection:
-        # No new data: only time has passed, and the score has fallen from 700/9 to 650/9.
         record_evaluations(connection, date(2024, 6, 2))
         stale = evaluate_rules(connection, context, now + 60_000_000)
         [found] = list_instances(connection)
     assert (quiet.fired, stale.fired) == (0, 1)
     assert found["phase"] == "firing"
     assert "72.22 is below the threshold of 75.00" in found["summary"]
+
+
+def test_the_scheduler_evaluates_quality_kpis_again_after_a_new_report(engine: Engine) -> None:
+    company(engine)
+    with engine.begin() as connection:
+        apply_kpis(connection, [quality("overall", "quality_overall")], "test")
+    minute = 60_000_000
+    measured(engine, END_OF_JUNE_1)
+    scheduler = Scheduler(engine, SchedulerConfig(AlertContext("https://metrics.example", "s")))
+    scheduler.evaluate(END_OF_JUNE_1 + minute)
+    scheduler.evaluate(END_OF_JUNE_1 + 2 * minute)  # KPIs are hourly, and nothing is new
+    assert scheduler.last_evaluated == END_OF_JUNE_1 + minute
+    measured(engine, END_OF_JUNE_1 + 10 * minute)  # no new data, but a new report
+    scheduler.evaluate(END_OF_JUNE_1 + 11 * minute)
+    assert scheduler.last_evaluated == END_OF_JUNE_1 + 11 * minute
+    with engine.connect() as connection:
+        values = [row["value"] for row in kpi_values(connection, "overall")]
+    # 10 minutes later, the newest event is 1.5 + 1/288 limits old: timeliness 50 - 25/72,
+    # events (75 + 100 + 50 - 25/72) / 3, overall (700 - 25/72) / 9.
+    assert values == [F(700, 9), (700 - F(25, 72)) / 9]

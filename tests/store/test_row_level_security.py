@@ -19,7 +19,7 @@ from tests.database import truncate_all
 from execmetrics.accounts.roles import Role
 from execmetrics.accounts.service import create_token
 from execmetrics.analytics.churn_weights import DEFAULT_WEIGHTS
-from execmetrics.analytics.jobs import run_if_due
+from execmetrics.analytics.jobs import refresh_quality_if_due, run_if_due
 from execmetrics.api.app import create_app
 from execmetrics.api.deps import set_database_role
 from execmetrics.audit.chain import AuditEntry, append
@@ -36,6 +36,7 @@ from execmetrics.store.tables import (
     inbox,
     kpi_evaluations,
     mrr_movements,
+    quality_reports,
     segment_assignments,
     segment_runs,
     subscription_events,
@@ -300,3 +301,26 @@ def test_the_daily_job_stores_segments_and_only_executives_read_customers_segmen
     assert visible(Role.VIEWER) == (0, 0)
     assert visible(Role.ANALYST) == (1, 0)
     assert visible(Role.EXECUTIVE) == visible(Role.ADMIN) == (1, report.segmented)
+
+
+def test_analysts_read_quality_reports_and_only_admins_store_them(app_engine: Engine) -> None:
+    stored = refresh_quality_if_due(app_engine, "rls-test", now_micros())
+    assert stored is not None
+
+    def visible(role: Role) -> int:
+        with app_engine.begin() as connection:
+            set_database_role(connection, role)
+            found = connection.execute(select(func.count()).select_from(quality_reports))
+            return int(found.scalar_one())
+
+    assert visible(Role.VIEWER) == 0
+    assert visible(Role.ANALYST) == visible(Role.EXECUTIVE) == visible(Role.ADMIN) == 1
+    for role in (Role.ANALYST, Role.EXECUTIVE):
+        with app_engine.connect() as connection:
+            set_database_role(connection, role)
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                connection.execute(
+                    quality_reports.insert().values(
+                        measured_at=0, data_version="0.x", freshness_us=1, checks=[]
+                    )
+                )

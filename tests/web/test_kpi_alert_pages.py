@@ -45,6 +45,7 @@ from execmetrics.alerts.engine import evaluate_rules
 from execmetrics.alerts.escalation import EscalationPolicy
 from execmetrics.alerts.messages import AlertContext, acknowledge_token
 from execmetrics.alerts.service import list_instances
+from execmetrics.analytics.quality_store import refresh_quality
 from execmetrics.as_code import apply_declared, parse_declared
 from execmetrics.kpi.definitions import KpiDefinition
 from execmetrics.kpi.evaluation import current_values, record_evaluations
@@ -142,6 +143,7 @@ def prepare(engine: Engine, context: AlertContext) -> None:
         apply_declared(connection, declared, "test", Sealer.from_secret(SECRET))
     ingest(engine, events=company())
     with engine.begin() as connection:
+        refresh_quality(connection, now_micros())  # as the analytics job does
         record_evaluations(connection, EVALUATED_ON, periods=13)
         assert evaluate_rules(connection, context, now_micros()).fired == 2
     with http_recorder(Reply(400, b"no such hook")) as hook:

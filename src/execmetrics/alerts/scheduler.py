@@ -1,5 +1,6 @@
-"""The scheduler and the dispatcher: KPIs evaluated on their schedules and after each
-ingestion, alert rules evaluated, escalations and digests queued, notifications delivered.
+"""The scheduler and the dispatcher: KPIs evaluated on their schedules, after each
+ingestion and after each new data quality report, alert rules evaluated, escalations and
+digests queued, notifications delivered.
 
 They run inside `execmetrics serve` (a thread per server process) and on their own as
 `execmetrics worker`. However many processes run, one evaluates at a time: the one holding
@@ -25,8 +26,10 @@ from sqlalchemy import Connection, Engine
 
 from execmetrics.alerts.engine import CycleReport, evaluate_rules
 from execmetrics.alerts.messages import AlertContext
+from execmetrics.analytics.quality_store import newest_quality_id
 from execmetrics.config import Settings
 from execmetrics.kpi.benchmarks import load_bands
+from execmetrics.kpi.definitions import QUALITY_METRICS
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import StoredKpi, current_kpis
 from execmetrics.metrics.cache import data_version
@@ -75,6 +78,7 @@ class Scheduler:
     ledger: Callable[[Connection, str], LedgerArrays] | None = None
     last_evaluated: int | None = None  # when KPIs were last evaluated, microseconds
     last_version: str | None = None
+    last_quality: int | None = None  # the newest quality report at that evaluation
     wake: threading.Event = field(default_factory=threading.Event)
 
     def tick(self, now: int | None = None) -> tuple[CycleReport | None, DispatchReport]:
@@ -90,21 +94,30 @@ class Scheduler:
             as_role(connection, "admin")
             version = data_version(connection)
             kpis = current_kpis(connection)  # read once for the whole cycle
-            if self._kpis_due(kpis, version, now):
+            quality = newest_quality_id(connection)
+            if self._kpis_due(kpis, version, quality, now):
                 today = from_micros(now).astimezone(time_zone(self.config.time_zone)).date()
                 ledger = self.ledger(connection, version) if self.ledger else None
                 record_evaluations(
                     connection, today, self.config.time_zone, ledger, HISTORY_PERIODS, kpis
                 )
                 self.last_evaluated, self.last_version = now, version
+                self.last_quality = quality
             report = evaluate_rules(connection, self.config.context, now, kpis)
             bands = load_bands(self.config.benchmarks_file)
             report.queued += queue_due_digests(connection, self.config.context, now, bands=bands)
         return report
 
-    def _kpis_due(self, kpis: dict[str, StoredKpi], version: str, now: int) -> bool:
-        """After an ingestion (a new data version), and when a KPI's schedule says so."""
+    def _kpis_due(
+        self, kpis: dict[str, StoredKpi], version: str, quality: int | None, now: int
+    ) -> bool:
+        """After an ingestion (a new data version), after a new quality report when a KPI
+        reads one, and when a KPI's schedule says so."""
         if self.last_evaluated is None or version != self.last_version:
+            return True
+        if quality != self.last_quality and any(
+            kpi.definition.metric in QUALITY_METRICS for kpi in kpis.values()
+        ):
             return True
         since = from_micros(self.last_evaluated)
         schedules = {kpi.definition.schedule for kpi in kpis.values()}  # most KPIs share one
@@ -147,26 +160,35 @@ def _next_run(schedule: str, after: datetime, tz: str) -> datetime:
 
 @dataclass
 class Running:
-    """A scheduler running in a thread of this process, with the daily analytics job in a
-    thread of its own when asked for."""
+    """A scheduler running in a thread of this process, with the analytics job (the daily
+    job and the quality report) in a thread of its own when asked for."""
 
     scheduler: Scheduler
     thread: threading.Thread
     stopping: threading.Event
     analytics: threading.Thread | None = None
+    wake_analytics: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stopping.set()
         self.scheduler.wake.set()
+        self.wake_analytics.set()
         self.thread.join(timeout)
         if self.analytics is not None:
             # A training under way is not interrupted; the thread is a daemon.
             self.analytics.join(timeout)
 
 
-def start_in_thread(scheduler: Scheduler, settings: Settings | None = None) -> Running:
-    """Starts the scheduler; with `settings`, also the daily analytics job."""
+def start_in_thread(
+    scheduler: Scheduler,
+    settings: Settings | None = None,
+    wake_analytics: threading.Event | None = None,
+) -> Running:
+    """Starts the scheduler; with `settings`, also the analytics job, which `wake_analytics`
+    wakes (after an ingestion) and which wakes the scheduler when it stores a quality
+    report."""
     stopping = threading.Event()
+    wake_analytics = wake_analytics or threading.Event()
     thread = threading.Thread(
         target=scheduler.run, args=(stopping,), name="execmetrics-scheduler", daemon=True
     )
@@ -178,9 +200,9 @@ def start_in_thread(scheduler: Scheduler, settings: Settings | None = None) -> R
 
         analytics = start_analytics_thread(
             scheduler.engine, scheduler.config.holder, settings.churn_horizon_days,
-            settings.weights(), stopping,
+            settings.weights(), stopping, wake_analytics, scheduler.wake.set,
         )  # fmt: skip
-    return Running(scheduler, thread, stopping, analytics)
+    return Running(scheduler, thread, stopping, analytics, wake_analytics)
 
 
 def scheduler_from_settings(
@@ -205,7 +227,10 @@ def start_scheduler(
     engine: Engine,
     wake: threading.Event | None = None,
     ledger: Callable[[Connection, str], LedgerArrays] | None = None,
+    wake_analytics: threading.Event | None = None,
 ) -> Running:
-    """The scheduler of a server process, in a thread of its own; setting `wake` makes it
-    tick at once, and `ledger` shares the server's snapshot of the movement ledger."""
-    return start_in_thread(scheduler_from_settings(settings, engine, wake, ledger), settings)
+    """The scheduler of a server process, in a thread of its own, and the analytics job in
+    another; setting `wake` makes the scheduler tick at once, `wake_analytics` the analytics
+    job check at once, and `ledger` shares the server's snapshot of the movement ledger."""
+    scheduler = scheduler_from_settings(settings, engine, wake, ledger)
+    return start_in_thread(scheduler, settings, wake_analytics)

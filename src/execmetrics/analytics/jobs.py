@@ -1,11 +1,14 @@
 """The daily analytics job: retrain the churn model weekly (or when its settings change),
 score every paying customer daily, and store both with the model's version and time; segment
-the paying customers daily (docs/segments.md) and store the segmentation."""
+the paying customers daily (docs/segments.md) and store the segmentation. Beside it, the data
+quality report the quality KPIs read, measured after each ingestion and at least hourly
+(docs/quality.md)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -15,6 +18,8 @@ from execmetrics.analytics.churn import score_features, train_churn_model
 from execmetrics.analytics.churn_features import ChurnFeatures, churn_features
 from execmetrics.analytics.churn_store import latest_model, save_model, save_scores, scored_on
 from execmetrics.analytics.company_segments import segments_of
+from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US
+from execmetrics.analytics.quality_store import quality_due, refresh_quality
 from execmetrics.analytics.segments import DEFAULT_K, SegmentsError
 from execmetrics.analytics.segments_store import (
     save_problem,
@@ -109,9 +114,13 @@ def _segmented(
 
 
 # In a server or worker process the job runs in a thread of its own: training takes minutes
-# on a large company, which must not hold up the alerting scheduler.
+# on a large company, which must not hold up the alerting scheduler. So does the quality
+# report, which takes seconds on a large company, under a lease of its own so that a training
+# in another process does not hold it up either.
 LEASE = "analytics"
 LEASE_SECONDS = 3600.0
+QUALITY_LEASE = "quality"
+QUALITY_LEASE_SECONDS = 600.0
 FIRST_CHECK_SECONDS = 60.0  # after start-up, so that a server is serving first
 CHECK_SECONDS = 600.0
 
@@ -142,14 +151,46 @@ def run_if_due(
         release_lease(engine, LEASE, holder)
 
 
+def refresh_quality_if_due(engine: Engine, holder: str, now: int) -> int | None:
+    """One check: when a quality report is due (analytics/quality_store.py) and this process
+    takes the lease, measure and store one, as an admin; its id, else None."""
+    with engine.connect() as connection:
+        as_role(connection, "admin")
+        if not quality_due(connection, now, DEFAULT_FRESHNESS_US):
+            return None
+    if not take_lease(engine, QUALITY_LEASE, holder, QUALITY_LEASE_SECONDS):
+        return None
+    try:
+        with engine.begin() as connection:
+            as_role(connection, "admin")
+            return refresh_quality(connection, now, DEFAULT_FRESHNESS_US)
+    finally:
+        release_lease(engine, QUALITY_LEASE, holder)
+
+
 def start_analytics_thread(
     engine: Engine, holder: str, horizon_days: int, weights: dict[str, float],
-    stopping: threading.Event,
+    stopping: threading.Event, wake: threading.Event,
+    on_new_quality: Callable[[], None] = lambda: None,
 ) -> threading.Thread:  # fmt: skip
+    """Checks every CHECK_SECONDS, and at once when `wake` is set (after an ingestion in
+    this process; whoever sets `stopping` sets `wake` too): first the quality report, then
+    the daily job. `on_new_quality` is called after a new report is stored (to wake this
+    process's scheduler, which evaluates the quality KPIs on it)."""
+
     def loop() -> None:
         wait = FIRST_CHECK_SECONDS
-        while not stopping.wait(wait):
+        while True:
+            wake.wait(wait)
+            wake.clear()
+            if stopping.is_set():
+                return
             wait = CHECK_SECONDS
+            try:
+                if refresh_quality_if_due(engine, holder, now_micros()) is not None:
+                    on_new_quality()
+            except Exception:
+                log.exception("data quality report failed")
             try:
                 report = run_if_due(engine, holder, horizon_days, weights, now_micros())
             except Exception:

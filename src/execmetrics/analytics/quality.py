@@ -79,10 +79,10 @@ def quality_report(
         for found in run(connection, now_us, freshness_us)
         if found.total > 0
     ]
-    return _scored(checks)
+    return report_of(checks)
 
 
-def _scored(checks: list[Check]) -> QualityReport:
+def report_of(checks: list[Check]) -> QualityReport:
     by_dataset: dict[str, dict[str, list[Fraction]]] = defaultdict(lambda: defaultdict(list))
     for check in checks:
         by_dataset[check.dataset][check.dimension].append(check.score)

@@ -63,8 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     running = None
     if state.settings.scheduler:
         running = start_scheduler(
-            state.settings, state.engine, state.wake_scheduler, state.cache.ledger
-        )
+            state.settings, state.engine, state.wake_scheduler, state.cache.ledger,
+            state.wake_analytics,
+        )  # fmt: skip
     yield
     if running is not None:
         await to_thread.run_sync(running.stop)

@@ -52,6 +52,8 @@ class ServerState:
     cache: DocumentCache
     # Set to run this process's scheduler at once (after an ingestion), if it runs one.
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
+    # Set to have this process's analytics job measure the data quality at once.
+    wake_analytics: threading.Event = field(default_factory=threading.Event)
 
 
 def server(request: Request) -> ServerState:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US, QualityReport, quality_report
+from execmetrics.analytics.quality_store import StoredQuality, latest_quality
 from execmetrics.kpi import formula as expression
 from execmetrics.kpi.definitions import (
     QUALITY_METRICS,
@@ -26,11 +26,9 @@ from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import (
     PERIODS_PER_YEAR,
     label,
-    local_midnight_us,
     parse_label,
     period_start,
     shift_periods,
-    time_zone,
 )
 from execmetrics.metrics.queries import SUBSCRIPTION_BREAKDOWNS
 from execmetrics.metrics.service import compute_metrics
@@ -90,13 +88,26 @@ def evaluate_kpi_history(
     oldest first: metric KPIs from one metrics computation per period kind and breakdown,
     then formulas in the order they read each other, each reading its inputs the same
     number of periods back. A quality KPI, and a formula that reads one, has the current
-    period's value only: a quality score is measured now, and what it was in an earlier
-    period cannot be measured again. Raises FormulaError for definitions that refer to
-    unknown KPIs or to themselves."""
+    period's value only, from the newest stored quality report (analytics/quality_store.py;
+    none before the first is stored): a quality score is measured at a moment, and what it
+    was in an earlier period cannot be measured again. Raises FormulaError for definitions
+    that refer to unknown KPIs or to themselves."""
+    quality = _quality(connection, definitions)
+    return _history(connection, definitions, today, tz, ledger, periods, quality)
+
+
+def _history(
+    connection: Connection,
+    definitions: list[KpiDefinition],
+    today: date,
+    tz: str,
+    ledger: LedgerArrays | None,
+    periods: int,
+    quality: StoredQuality | None,
+) -> dict[str, list[KpiValue]]:
     order = check_references(definitions)
     by_name = {definition.name: definition for definition in definitions}
     rows = _metric_rows(connection, definitions, today, tz, ledger, periods)
-    quality = _quality(connection, definitions, today, tz)
     now_only = measured_now(definitions)
     values: dict[str, list[KpiValue]] = {}
     for name in order:
@@ -107,7 +118,7 @@ def evaluate_kpi_history(
             if definition.formula is not None:
                 inputs = {read: values[read][-1 - back].value for read in definition.reads()}
                 value = expression.evaluate(expression.parse(definition.formula), inputs)
-            elif quality is not None and definition.metric in QUALITY_METRICS:
+            elif definition.metric in QUALITY_METRICS:
                 value = _quality_score(quality, definition.metric)
             else:
                 assert definition.metric is not None  # a definition has a metric or a formula
@@ -131,20 +142,19 @@ def measured_now(definitions: list[KpiDefinition]) -> set[str]:
     return found
 
 
-def _quality(
-    connection: Connection, definitions: list[KpiDefinition], today: date, tz: str
-) -> QualityReport | None:
-    """The data quality report the quality KPIs read, measured now, with the freshness limit
-    `execmetrics quality` has by default; None when no KPI reads one. Evaluated as of an
-    earlier day, it is measured at the end of that day instead."""
+def _quality(connection: Connection, definitions: list[KpiDefinition]) -> StoredQuality | None:
+    """The newest stored quality report, when a KPI reads one."""
     if not any(definition.metric in QUALITY_METRICS for definition in definitions):
         return None
-    end_of_day = local_midnight_us(today + timedelta(days=1), time_zone(tz))
-    return quality_report(connection, min(now_micros(), end_of_day), DEFAULT_FRESHNESS_US)
+    return latest_quality(connection)
 
 
-def _quality_score(report: QualityReport, metric: str) -> Fraction | None:
-    """One score of the report: none for a dataset without checks (no tickets yet)."""
+def _quality_score(quality: StoredQuality | None, metric: str) -> Fraction | None:
+    """One score of the report: none before the first report, or for a dataset without
+    checks (no tickets yet)."""
+    if quality is None:
+        return None
+    report = quality.report
     dataset, dimension = QUALITY_METRICS[metric]
     if dataset is None:
         return report.overall
@@ -224,15 +234,19 @@ def record_evaluations(
     earlier period is stored only when it differs from the one stored last for that period
     (late data can change it), so the history grows with changes, not with evaluations.
 
-    A quality KPI's value (and a formula's that reads one) can change with time alone, as
-    data grows stale: it is stored at a new data version or when it differs from the one
-    stored last, with the data version followed by `@` and the moment of evaluation, so
-    that alert rules, which judge a value again when its data version changes, judge it
-    again. `kpis` are the current KPIs when the caller has read them already."""
+    A quality KPI's value (and a formula's that reads one) comes from the newest stored
+    quality report, and can change with time alone, as data grows stale and the report is
+    measured again: it is stored at a new data version or when it differs from the one
+    stored last, with the data version followed by `@` and the moment the report was
+    measured (nothing before the first report), so that alert rules, which judge a value
+    again when its data version changes, judge it again. `kpis` are the current KPIs when
+    the caller has read them already."""
     stored = current_kpis(connection) if kpis is None else kpis
     version = data_version(connection)
     definitions = [kpi.definition for kpi in stored.values()]
-    history = evaluate_kpi_history(connection, definitions, today, tz, ledger, periods)
+    quality = _quality(connection, definitions)
+    history = _history(connection, definitions, today, tz, ledger, periods, quality)
+    measured = "" if quality is None else str(quality.measured_at)
     now_only = measured_now(definitions)
     e = kpi_evaluations.c
     newest = select(func.max(e.id)).group_by(e.name, e.version, e.period)
@@ -262,7 +276,7 @@ def record_evaluations(
     new_rows = [
         {"name": ev.name, "version": ev.version, "period": ev.period,
          "value": fraction_text(ev.value), "evaluated_at": now,
-         "data_version": f"{version}@{now}" if ev.name in now_only else version}
+         "data_version": f"{version}@{measured}" if ev.name in now_only else version}
         for ev in evaluations if ev.recorded
     ]  # fmt: skip
     if new_rows:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a database at this revision skips Alembic altogether, which
 # keeps every command's start-up short; tests/store/test_migrations.py keeps it true.
-SCHEMA_REVISION = "0013"
+SCHEMA_REVISION = "0014"
 # Connections kept open per engine: a server process answers up to 40 requests at once (its
 # worker threads), and a connection opened and closed per request beyond the pool cost
 # PostgreSQL a new backend each time.

@@ -241,6 +241,18 @@ segment_runs = Table(
     Column("problem", Text),  # why no segmentation could be made; NULL when one was
 )
 
+# Each data quality report the analytics job measured (analytics/quality_store.py): the
+# checks, each with its exact score, from which the scores are worked out again when read.
+quality_reports = Table(
+    "quality_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("measured_at", BigInteger, nullable=False),
+    Column("data_version", String(64), nullable=False),  # metrics/cache.py data_version
+    Column("freshness_us", BigInteger, nullable=False),  # the timeliness limit it graded
+    Column("checks", JSON, nullable=False),
+)
+
 segment_assignments = Table(
     "segment_assignments",
     metadata,

@@ -114,9 +114,11 @@ def ingest_batch(
 
 
 def _warm(state: ServerState) -> None:
-    """After the response: evaluate KPIs and alert rules on the new data (this process's
-    scheduler, if it runs one), and compute the default documents."""
+    """After the response: evaluate KPIs and alert rules on the new data and measure its
+    quality (this process's scheduler and analytics job, if it runs them), and compute the
+    default documents."""
     state.wake_scheduler.set()
+    state.wake_analytics.set()
     try:
         with state.engine.begin() as connection:
             set_database_role(connection, Role.ANALYST)
