@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -82,6 +82,7 @@ from execmetrics.alerts.rules import AlertRule
 from execmetrics.alerts.scheduler import HISTORY_PERIODS, Scheduler, SchedulerConfig
 from execmetrics.alerts.state import Event, Instance, State
 from execmetrics.analytics.jobs import refresh_quality_if_due
+from execmetrics.analytics.quality_store import refresh_quality
 from execmetrics.as_code import apply_declared, parse_declared
 from execmetrics.ingest.service import ingest_files
 from execmetrics.kpi.config import starter_kpis
@@ -807,9 +808,10 @@ def declare_channels_and_policies() -> dict[str, list[dict[str, Any]]]:
 
 
 def build_configuration(
-    engine: Engine, arguments: argparse.Namespace, today: date
+    engine: Engine, arguments: argparse.Namespace, instant: datetime
 ) -> tuple[str, dict[str, Any]]:
-    """The configuration file, with thresholds and targets near each KPI's value today."""
+    """The configuration file, with thresholds and targets near each KPI's value at the
+    instant the cycles are run."""
     rng = random.Random(f"alerting:{arguments.seed}")
     groups = breakdown_groups(engine)
     kpis = declare_kpis(groups, arguments.kpis)
@@ -818,7 +820,10 @@ def build_configuration(
     log(f"evaluating the {len(kpis)} KPIs once, to set thresholds and targets near their values")
     started = time.perf_counter()
     with engine.connect() as connection:
-        current = evaluate_kpis(connection, declared.kpis, today)
+        # The quality KPIs read a stored report: one measured here, and not kept (the
+        # connection is not committed), so that each run measures its own.
+        refresh_quality(connection, to_micros(instant))
+        current = evaluate_kpis(connection, declared.kpis, instant.date())
     values = {name: found.value for name, found in current.items()}
     seconds = time.perf_counter() - started
     add_targets(kpis, values, rng)
@@ -1421,7 +1426,7 @@ def bench_database(databases: Databases, context: RunContext) -> dict[str, Any]:
                 engine = open_database(databases.admin_url(data))
                 try:
                     context.config, context.config_description = build_configuration(
-                        engine, context.arguments, context.instant.date()
+                        engine, context.arguments, context.instant
                     )
                 finally:
                     engine.dispose()
