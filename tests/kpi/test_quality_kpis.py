@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from tests.builders import customer, ingest, start
 from tests.builders import kpi_definition as kpi
+from typer.testing import CliRunner
 
 from execmetrics.alerts.engine import evaluate_rules
 from execmetrics.alerts.messages import AlertContext
@@ -22,8 +23,9 @@ from execmetrics.analytics.quality import (
     DEFAULT_FRESHNESS_US,
     quality_report,
 )
-from execmetrics.analytics.quality_store import save_quality
+from execmetrics.analytics.quality_store import latest_quality, save_quality
 from execmetrics.as_code import apply_declared, parse_declared
+from execmetrics.cli import app as cli
 from execmetrics.kpi.config import starter_kpis
 from execmetrics.kpi.definitions import QUALITY_METRICS, KpiDefinition
 from execmetrics.kpi.evaluation import (
@@ -308,3 +310,18 @@ def test_the_scheduler_evaluates_quality_kpis_again_after_a_new_report(engine: E
     # 10 minutes later, the newest event is 1.5 + 1/288 limits old: timeliness 50 - 25/72,
     # events (75 + 100 + 50 - 25/72) / 3, overall (700 - 25/72) / 9.
     assert values == [F(700, 9), (700 - F(25, 72)) / 9]
+
+
+def test_one_worker_round_measures_the_quality_and_evaluates_on_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    company(engine)
+    monkeypatch.setenv("EXECMETRICS_DATABASE_URL", engine.url.render_as_string(False))
+    result = CliRunner().invoke(cli, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        report = latest_quality(connection)
+        [stored] = kpi_values(connection, "data_quality")  # the starter quality KPI
+    assert report is not None and report.report.overall is not None
+    assert stored["value"] == report.report.overall
+    assert stored["data_version"].endswith(f"@{report.measured_at}")
