@@ -29,8 +29,7 @@ from execmetrics.alerts.messages import AlertContext
 from execmetrics.analytics.quality_store import newest_quality_id
 from execmetrics.config import Settings
 from execmetrics.kpi.benchmarks import load_bands
-from execmetrics.kpi.definitions import QUALITY_METRICS
-from execmetrics.kpi.evaluation import record_evaluations
+from execmetrics.kpi.evaluation import reads_quality, record_evaluations
 from execmetrics.kpi.service import StoredKpi, current_kpis
 from execmetrics.metrics.cache import data_version
 from execmetrics.metrics.periods import time_zone
@@ -94,7 +93,8 @@ class Scheduler:
             as_role(connection, "admin")
             version = data_version(connection)
             kpis = current_kpis(connection)  # read once for the whole cycle
-            quality = newest_quality_id(connection)
+            definitions = [kpi.definition for kpi in kpis.values()]
+            quality = newest_quality_id(connection) if reads_quality(definitions) else None
             if self._kpis_due(kpis, version, quality, now):
                 today = from_micros(now).astimezone(time_zone(self.config.time_zone)).date()
                 ledger = self.ledger(connection, version) if self.ledger else None
@@ -111,13 +111,11 @@ class Scheduler:
     def _kpis_due(
         self, kpis: dict[str, StoredKpi], version: str, quality: int | None, now: int
     ) -> bool:
-        """After an ingestion (a new data version), after a new quality report when a KPI
-        reads one, and when a KPI's schedule says so."""
-        if self.last_evaluated is None or version != self.last_version:
-            return True
-        if quality != self.last_quality and any(
-            kpi.definition.metric in QUALITY_METRICS for kpi in kpis.values()
-        ):
+        """After an ingestion (a new data version), after a new quality report (`quality`:
+        the newest, when a KPI reads one), and when a KPI's schedule says so."""
+        if self.last_evaluated is None or (version, quality) != (
+            self.last_version, self.last_quality
+        ):  # fmt: skip
             return True
         since = from_micros(self.last_evaluated)
         schedules = {kpi.definition.schedule for kpi in kpis.values()}  # most KPIs share one

@@ -83,13 +83,17 @@ def newest_quality_id(connection: Connection) -> int | None:
 def quality_due(connection: Connection, now: int, freshness_us: int) -> bool:
     """No report yet, or the newest is of other data, another freshness limit, or MAX_AGE_US
     old (or measured later than `now`, when the clock went back)."""
+    return _due(connection, now, data_version(connection), freshness_us)
+
+
+def _due(connection: Connection, now: int, version: str, freshness_us: int) -> bool:
     q = quality_reports.c
     newest = connection.execute(
         select(q.measured_at, q.data_version, q.freshness_us).order_by(q.id.desc()).limit(1)
     ).first()
     return (
         newest is None
-        or newest.data_version != data_version(connection)
+        or newest.data_version != version
         or newest.freshness_us != freshness_us
         or not 0 <= now - newest.measured_at < MAX_AGE_US
     )
@@ -100,9 +104,9 @@ def refresh_quality(
 ) -> int | None:
     """Measures the data as of `now` and stores the report when one is due (`quality_due`);
     returns the new report's id, or None when the newest is still current."""
-    if not quality_due(connection, now, freshness_us):
-        return None
     version = data_version(connection)
+    if not _due(connection, now, version, freshness_us):
+        return None
     report = quality_report(connection, now, freshness_us)
     return save_quality(connection, report, now, version, freshness_us)
 

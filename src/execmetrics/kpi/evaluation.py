@@ -4,6 +4,7 @@ and the data quality scores."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -142,11 +143,14 @@ def measured_now(definitions: list[KpiDefinition]) -> set[str]:
     return found
 
 
+def reads_quality(definitions: Iterable[KpiDefinition]) -> bool:
+    """Whether a KPI follows a data quality score (and so reads the stored reports)."""
+    return any(definition.metric in QUALITY_METRICS for definition in definitions)
+
+
 def _quality(connection: Connection, definitions: list[KpiDefinition]) -> StoredQuality | None:
     """The newest stored quality report, when a KPI reads one."""
-    if not any(definition.metric in QUALITY_METRICS for definition in definitions):
-        return None
-    return latest_quality(connection)
+    return latest_quality(connection) if reads_quality(definitions) else None
 
 
 def _quality_score(quality: StoredQuality | None, metric: str) -> Fraction | None:
