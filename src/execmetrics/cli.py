@@ -798,7 +798,7 @@ def quality(
     db: DbOption = None,
 ) -> None:
     """Data quality scores from 0 to 100, per check, dataset and overall (docs/quality.md)."""
-    from execmetrics.analytics.quality import quality_document, quality_report
+    from execmetrics.analytics.service import quality_of
 
     _check_choice(output, ("table", "json"), "--format")
     try:
@@ -806,11 +806,12 @@ def quality(
     except ValueError as error:
         raise _fail(f"--freshness: {error}") from None
     with _engine(db).connect() as connection:
-        document = quality_document(quality_report(connection, now_micros(), limit))
+        document = quality_of(connection, limit)
     if output == "json":
         _print_json(document)
         return
-    shown = Table(title=f"Data quality: {document['overall']} overall", box=box.SIMPLE_HEAVY)
+    title = f"Data quality: {document['overall']} overall, measured {document['measured_at']}"
+    shown = Table(title=title, box=box.SIMPLE_HEAVY)
     for column in ("dataset", "dimension", "check", "score", "failing", "of", "examples"):
         shown.add_column(
             column, justify="right" if column in ("score", "failing", "of") else "left"

@@ -16,9 +16,11 @@ from tests.metrics.scenarios import steady_churn_events
 from typer.testing import CliRunner
 
 from execmetrics.accounts.roles import Role
+from execmetrics.analytics.quality_store import refresh_quality
 from execmetrics.cli import app as cli
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import apply_kpis
+from execmetrics.timeutil import now_micros, parse_timestamp
 
 
 def growing_events() -> list[dict[str, object]]:
@@ -109,12 +111,13 @@ def flawed_company(engine: Engine) -> None:
     ingest(engine, customers=customers, events=events, tickets=tickets)
 
 
-def without_descriptions(document: dict[str, Any]) -> dict[str, Any]:
-    """The document less the checks' descriptions, which name the moment of the report."""
+def without_moments(document: dict[str, Any]) -> dict[str, Any]:
+    """The document less the moment it was measured and the checks' descriptions, which
+    name it."""
     checks = [
         {k: v for k, v in check.items() if k != "description"} for check in document["checks"]
     ]
-    return document | {"checks": checks}
+    return {k: v for k, v in document.items() if k != "measured_at"} | {"checks": checks}
 
 
 def test_an_analyst_gets_the_data_quality_report_the_command_prints(
@@ -156,7 +159,7 @@ def test_an_analyst_gets_the_data_quality_report_the_command_prints(
         cli, ["quality", "--freshness", "3650d", "--format", "json", "--db", url]
     )
     assert printed.exit_code == 0, printed.output
-    assert without_descriptions(json.loads(printed.output)) == without_descriptions(document)
+    assert without_moments(json.loads(printed.output)) == without_moments(document)
 
 
 def test_the_default_freshness_is_two_days(
@@ -177,7 +180,7 @@ def test_the_default_freshness_is_two_days(
 def test_an_empty_database_has_no_quality_score(client: TestClient, token_for: TokenFor) -> None:
     response = client.get("/api/v1/quality", headers=bearer(token_for(Role.ANALYST)))
     assert response.status_code == 200, response.text
-    assert response.json() == {"overall": None, "datasets": {}, "checks": []}
+    assert without_moments(response.json()) == {"overall": None, "datasets": {}, "checks": []}
 
 
 def test_viewers_may_not_see_data_quality_and_a_bad_freshness_is_named(
@@ -196,3 +199,24 @@ def test_viewers_may_not_see_data_quality_and_a_bad_freshness_is_named(
         assert problem["parameter"] == "freshness", problem
     soon = client.get("/api/v1/quality?freshness=soon", headers=analyst).json()
     assert soon["detail"] == "expected a duration such as 90d, 12h or 30m, got 'soon'"
+
+
+def test_the_stored_report_is_served_while_it_is_current(
+    client: TestClient, token_for: TokenFor, engine: Engine
+) -> None:
+    flawed_company(engine)
+    ten_minutes_ago = now_micros() - 10 * 60_000_000
+    with engine.begin() as connection:
+        refresh_quality(connection, ten_minutes_ago)  # as the analytics job stores them
+    analyst = bearer(token_for(Role.ANALYST))
+
+    def measured_at(freshness: str = "2d") -> int:
+        answer = client.get("/api/v1/quality", params={"freshness": freshness}, headers=analyst)
+        assert answer.status_code == 200, answer.text
+        return parse_timestamp(answer.json()["measured_at"])
+
+    before = now_micros()
+    assert measured_at() == ten_minutes_ago
+    assert measured_at("3d") >= before  # another freshness limit: measured now
+    ingest(engine, events=[start("e10", "c10", "s10", "2024-05-31T00:00:00Z", 10_000)])
+    assert measured_at() >= before  # other data: measured now

@@ -48,7 +48,8 @@ from execmetrics.cli import app as cli
 from execmetrics.demo import DemoSpec, write_demo
 from execmetrics.ingest.service import ingest_files
 from execmetrics.metrics.periods import label, shift_periods
-from execmetrics.timeutil import date_to_micros
+from execmetrics.timeutil import date_to_micros, parse_timestamp
+from execmetrics.web.pages import moment
 
 HISTORY_MONTHS = 30
 # A forecast fits and backtests every candidate model as the page is asked for: seconds.
@@ -302,6 +303,10 @@ def test_the_quality_page_shows_the_scores_and_the_deliberate_flaws(
         page.click("nav.pages a[href='/quality']")
     document = site.api("/api/v1/quality")
 
+    # Measured when asked (no report is stored here), the page a moment before the API.
+    api_moment = parse_timestamp(document["measured_at"])
+    shown = page.locator(".measured-at").inner_text()
+    assert shown in {moment(api_moment), moment(api_moment - 60_000_000)}
     assert document["overall"] is not None and document["overall"] < 100
     assert page.locator("#overall .value").inner_text() == f"{document['overall']:.2f}"
     for name, found in document["datasets"].items():

@@ -322,11 +322,15 @@ _CHECKS: tuple[Callable[[Connection, int, int], Iterable[Check]], ...] = (
 )
 
 
-def quality_document(report: QualityReport) -> dict[str, Any]:
+def quality_document(report: QualityReport, measured_at: int) -> dict[str, Any]:
+    """The report as `execmetrics quality --format json` prints it, with the moment it was
+    measured (microseconds)."""
+
     def figure(value: Fraction | None) -> float | None:
         return None if value is None else float(round(value, 2))
 
     return {
+        "measured_at": format_micros(measured_at),
         "overall": figure(report.overall),
         "datasets": {
             name: {

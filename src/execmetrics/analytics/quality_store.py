@@ -3,9 +3,11 @@ place.
 
 A report is measured by the analytics job after each ingestion and at least hourly
 (`refresh_quality`), so that quality KPIs read the newest one instead of measuring the
-data at every evaluation (docs/quality.md). Each check is kept with its exact score; the
-dataset, dimension and overall scores are worked out from the checks when read, the same
-way as when measured. Reports older than KEEP_DAYS are dropped, the newest always kept.
+data at every evaluation, and the quality report's readers (the command, the API and the
+page) are served it while it is current (docs/quality.md). Each check is kept with its
+exact score; the dataset, dimension and overall scores are worked out from the checks when
+read, the same way as when measured. Reports older than KEEP_DAYS are dropped, the newest
+always kept.
 """
 
 from __future__ import annotations
@@ -80,23 +82,30 @@ def newest_quality_id(connection: Connection) -> int | None:
     return None if found is None else int(found)
 
 
+def current_quality(connection: Connection, now: int, freshness_us: int) -> StoredQuality | None:
+    """The newest report, when it is of the data as it is, graded with `freshness_us`, and
+    less than MAX_AGE_US old at `now` (not measured after it, as when the clock went back);
+    else None."""
+    return _current(connection, now, data_version(connection), freshness_us)
+
+
 def quality_due(connection: Connection, now: int, freshness_us: int) -> bool:
-    """No report yet, or the newest is of other data, another freshness limit, or MAX_AGE_US
-    old (or measured later than `now`, when the clock went back)."""
-    return _due(connection, now, data_version(connection), freshness_us)
+    """No current report (`current_quality`): one is to be measured."""
+    return current_quality(connection, now, freshness_us) is None
 
 
-def _due(connection: Connection, now: int, version: str, freshness_us: int) -> bool:
-    q = quality_reports.c
-    newest = connection.execute(
-        select(q.measured_at, q.data_version, q.freshness_us).order_by(q.id.desc()).limit(1)
-    ).first()
-    return (
+def _current(
+    connection: Connection, now: int, version: str, freshness_us: int
+) -> StoredQuality | None:
+    newest = latest_quality(connection)
+    if (
         newest is None
         or newest.data_version != version
         or newest.freshness_us != freshness_us
         or not 0 <= now - newest.measured_at < MAX_AGE_US
-    )
+    ):
+        return None
+    return newest
 
 
 def refresh_quality(
@@ -105,7 +114,7 @@ def refresh_quality(
     """Measures the data as of `now` and stores the report when one is due (`quality_due`);
     returns the new report's id, or None when the newest is still current."""
     version = data_version(connection)
-    if not _due(connection, now, version, freshness_us):
+    if _current(connection, now, version, freshness_us) is not None:
         return None
     report = quality_report(connection, now, freshness_us)
     return save_quality(connection, report, now, version, freshness_us)

@@ -13,6 +13,7 @@ from execmetrics.analytics.anomaly import detect
 from execmetrics.analytics.forecast import forecast_document, forecast_series
 from execmetrics.analytics.metric_series import NamedSeries
 from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US, quality_document, quality_report
+from execmetrics.analytics.quality_store import current_quality
 from execmetrics.timeutil import now_micros
 
 
@@ -59,9 +60,13 @@ def quality_of(
     connection: Connection, freshness_us: int = DEFAULT_FRESHNESS_US, now_us: int | None = None
 ) -> dict[str, Any]:
     """The data quality document at `now_us` (default: now), as `execmetrics quality --format
-    json` prints it: timeliness is graded against `freshness_us`."""
+    json` prints it, timeliness graded against `freshness_us`: the stored report while it is
+    current (analytics/quality_store.py), else measured now."""
     at = now_micros() if now_us is None else now_us
-    return quality_document(quality_report(connection, at, freshness_us))
+    stored = current_quality(connection, at, freshness_us)
+    if stored is not None:
+        return quality_document(stored.report, stored.measured_at)
+    return quality_document(quality_report(connection, at, freshness_us), at)
 
 
 def _finite(value: float) -> float | None:

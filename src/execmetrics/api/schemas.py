@@ -479,6 +479,10 @@ class QualityDocument(Strict):
     """As `execmetrics quality --format json` prints it (docs/quality.md): scores from 0 to
     100, rounded to two places; `overall` is null while there is nothing to score."""
 
+    measured_at: str = Field(
+        description="When the data was measured (UTC): a stored report while it is current "
+        "(the data unchanged since, the same freshness limit, less than an hour old), else now"
+    )
     overall: float | None
     datasets: dict[str, QualityDataset]
     checks: list[QualityCheck]

@@ -39,7 +39,7 @@ from execmetrics.api.deps import DbDep
 from execmetrics.kpi.service import current_kpis
 from execmetrics.money import currency_exponent
 from execmetrics.settings_store import reporting_currency
-from execmetrics.timeutil import parse_duration
+from execmetrics.timeutil import parse_duration, parse_timestamp
 from execmetrics.web.kpi_pages import chart_number
 from execmetrics.web.pages import TEMPLATES, AnalystPage, ExecutivePage, render_page
 
@@ -206,6 +206,7 @@ def quality_view(document: dict[str, Any]) -> dict[str, Any]:
         for name, found in document["datasets"].items()
     ]
     return {
+        "measured_at": parse_timestamp(document["measured_at"]),
         "overall": document["overall"],
         "datasets": datasets,
         "failing": [check for check in document["checks"] if check["failing"] > 0],
