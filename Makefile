@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CHART_JS := src/execmetrics/web/static/vendor/chart.umd.js
 
 .PHONY: run test lint bench bench-api bench-alerting bench-forecast bench-anomaly bench-activity \
-	bench-churn assets clean
+	bench-churn bench-forecast-demo assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ bench-churn: $(STAMP)
 	test -f var/bench-churn/demo.db || $(BIN)/execmetrics demo --customers 100000 --months 36 \
 		--seed 7 --end 2026-11 --db sqlite:///var/bench-churn/demo.db
 	$(BIN)/python bench/churn_speed.py --db sqlite:///var/bench-churn/demo.db --as-of 2026-12-01
+
+# One forecast of the demo company's MRR, as the command and the server compute it (the demo
+# company of the alerting benchmark, built once into var/).
+bench-forecast-demo: $(STAMP)
+	mkdir -p var/bench-forecast
+	test -f var/bench-forecast/demo.db || $(BIN)/execmetrics demo --customers 100000 --months 36 \
+		--seed 7 --end 2025-12 --db sqlite:///var/bench-forecast/demo.db
+	$(BIN)/python bench/forecast_demo.py --db sqlite:///var/bench-forecast/demo.db
 
 clean:
 	rm -rf $(VENV) var assets/node_modules $(dir $(CHART_JS))

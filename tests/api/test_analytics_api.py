@@ -7,6 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from tests.api.conftest import TokenFor, bearer
@@ -15,8 +16,11 @@ from tests.builders import kpi_definition as kpi
 from tests.metrics.scenarios import steady_churn_events
 from typer.testing import CliRunner
 
+import execmetrics.analytics.service as service
 from execmetrics.accounts.roles import Role
+from execmetrics.analytics.forecast import Forecast
 from execmetrics.analytics.quality_store import refresh_quality
+from execmetrics.analytics.series import TimeSeries
 from execmetrics.cli import app as cli
 from execmetrics.kpi.evaluation import record_evaluations
 from execmetrics.kpi.service import apply_kpis
@@ -45,6 +49,37 @@ def test_an_analyst_gets_the_forecast_of_the_monthly_mrr(
     assert document["model"] in document["backtest"]["candidates"]
     assert len(document["forecast"]) == 3
     assert all(isinstance(row["forecast"], int) for row in document["forecast"])
+
+
+def test_the_forecast_is_the_commands_and_is_fitted_once_per_series(
+    client: TestClient, token_for: TokenFor, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(engine, events=growing_events())
+    fitted: list[tuple[float, ...]] = []
+    fit = service.forecast_series
+
+    def counted(series: TimeSeries, horizon: int) -> Forecast:
+        fitted.append(series.values)
+        return fit(series, horizon)
+
+    monkeypatch.setattr(service, "forecast_series", counted)
+    analyst = bearer(token_for(Role.ANALYST))
+    path = "/api/v1/forecast?series=mrr&horizon=3"
+    first = client.get(path, headers=analyst).json()
+    assert client.get(path, headers=analyst).json() == first
+    assert len(fitted) == 1  # the second request was served from the cache
+    # The command reads the series from the database, the server from the ledger it keeps.
+    url = engine.url.render_as_string(hide_password=False)
+    command = CliRunner().invoke(
+        cli, ["forecast", "mrr", "--horizon", "3", "--format", "json", "--db", url]
+    )
+    assert command.exit_code == 0, command.output
+    assert json.loads(command.output) == first
+    assert fitted[1] == fitted[0]
+    ingest(engine, events=[start("e99", "c99", "s99", "2025-12-20T00:00:00Z", 90_000)])
+    changed = client.get(path, headers=analyst).json()
+    assert len(fitted) == 3 and fitted[2] != fitted[0]
+    assert changed["forecast"] != first["forecast"]
 
 
 def test_anomalies_of_a_kpi_series(client: TestClient, token_for: TokenFor, engine: Engine) -> None:

@@ -3,8 +3,10 @@ whole ledger, or a KPI's stored value period by period."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
@@ -17,6 +19,9 @@ from execmetrics.metrics.service import compute_metrics
 from execmetrics.settings_store import reporting_currency
 from execmetrics.store.tables import mrr_movements
 from execmetrics.timeutil import from_micros
+
+if TYPE_CHECKING:
+    from execmetrics.metrics.ledger_arrays import LedgerArrays
 
 # Each name a forecast may be asked for, with the metric it reads and its unit.
 METRIC_SERIES = {
@@ -38,9 +43,17 @@ class NamedSeries:
     currency: str
 
 
-def stored_series(connection: Connection, name: str, today: date, tz: str = "UTC") -> NamedSeries:
+def stored_series(
+    connection: Connection,
+    name: str,
+    today: date,
+    tz: str = "UTC",
+    ledger: Callable[[], LedgerArrays] | None = None,
+) -> NamedSeries:
     """`mrr`, `customers`, ... (METRIC_SERIES) for each complete month since the first
-    movement, or `kpi:NAME` for each period the KPI has a stored value."""
+    movement, or `kpi:NAME` for each period the KPI has a stored value. `ledger` gives the
+    movement ledger at the current data version where the caller keeps one in memory (the
+    server), called only for a metric series."""
     currency = reporting_currency(connection)
     if name.startswith(KPI_PREFIX):
         return _kpi_series(connection, name, currency, today)
@@ -57,7 +70,11 @@ def stored_series(connection: Connection, name: str, today: date, tz: str = "UTC
     first = period_start(from_micros(first_at).astimezone(zone).date(), "month")
     if local_midnight_us(first, zone) > local_midnight_us(last, zone):
         raise SeriesError("series: no complete month since the first movement")
-    rows = compute_metrics(connection, first, last, "month", tz, exact=True).rows
+    # No series reads the 12-month retention figures, the costliest to compute.
+    rows = compute_metrics(
+        connection, first, last, "month", tz, ledger=None if ledger is None else ledger(),
+        exact=True, retention=False,
+    ).rows  # fmt: skip
     series = TimeSeries(
         "month",
         tuple(parse_label(row["period"], "period") for row in rows),

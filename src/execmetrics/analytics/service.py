@@ -4,6 +4,8 @@ docs/anomalies.md, docs/quality.md)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any
 
@@ -14,6 +16,7 @@ from execmetrics.analytics.forecast import forecast_document, forecast_series
 from execmetrics.analytics.metric_series import NamedSeries
 from execmetrics.analytics.quality import DEFAULT_FRESHNESS_US, quality_document, quality_report
 from execmetrics.analytics.quality_store import current_quality
+from execmetrics.metrics.cache import DocumentCache, cache_key
 from execmetrics.timeutil import now_micros
 
 
@@ -27,6 +30,22 @@ def forecast_of(named: NamedSeries, horizon: int) -> dict[str, Any]:
         **({"currency": named.currency} if named.unit == "money" else {}),
         **forecast_document(result, named.unit),
     }
+
+
+def cached_forecast(cache: DocumentCache, named: NamedSeries, horizon: int) -> dict[str, Any]:
+    """`forecast_of`, from the document cache when the same series (the same values, whatever
+    the data version) was forecast as far ahead before: the backtest, the costly part,
+    depends on nothing else. Raises ForecastError as `forecast_of` does."""
+    series = named.series
+    identity = [named.name, named.unit, named.currency, series.interval, series.labels(),
+                list(series.values)]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    text = cache.document(
+        cache_key("forecast", digest, horizon=horizon),
+        lambda: json.dumps(forecast_of(named, horizon)),
+    )
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 def anomalies_of(named: NamedSeries, method: str, sensitivity: float | None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from execmetrics.api.routes import (
 from execmetrics.audit.writer import AuditWriter
 from execmetrics.config import Settings
 from execmetrics.logs import configure_json_logging
-from execmetrics.metrics.cache import DocumentCache, data_version
+from execmetrics.metrics.cache import DocumentCache
 from execmetrics.ratelimit import make_limiter
 from execmetrics.store.database import open_database
 from execmetrics.web import pages
@@ -51,7 +51,7 @@ def load_ledger_now(state: ServerState) -> None:
     try:
         with state.engine.begin() as connection:
             read_in_aggregate(connection)
-            state.cache.ledger(connection, data_version(connection))
+            state.cache.current_ledger(connection)
     except Exception as error:  # the first request that needs it reads it instead
         log.warning("the movement ledger was not read at start-up: %s", error)
 

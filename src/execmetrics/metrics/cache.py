@@ -144,6 +144,10 @@ class DocumentCache:
                 self._ledger = (version, load_ledger(connection))
             return self._ledger[1]
 
+    def current_ledger(self, connection: Connection) -> LedgerArrays:
+        """`ledger` at the connection's current data version."""
+        return self.ledger(connection, data_version(connection))
+
     def _get(self, key: str) -> str | None:
         with self._mutex:
             if key in self._memory:

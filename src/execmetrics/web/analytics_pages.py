@@ -7,6 +7,7 @@ GET /api/v1/churn/risk is."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -34,8 +35,8 @@ from execmetrics.analytics.metric_series import (
 )
 from execmetrics.analytics.quality import DIMENSIONS
 from execmetrics.analytics.series import SeriesError
-from execmetrics.analytics.service import forecast_of, quality_of
-from execmetrics.api.deps import DbDep
+from execmetrics.analytics.service import cached_forecast, quality_of
+from execmetrics.api.deps import DbDep, ServerDep
 from execmetrics.kpi.service import current_kpis
 from execmetrics.money import currency_exponent
 from execmetrics.settings_store import reporting_currency
@@ -138,6 +139,7 @@ def _series_title(name: str, options: dict[str, list[tuple[str, str]]]) -> str:
 def forecast_page(
     request: Request,
     caller: AnalystPage,
+    state: ServerDep,
     connection: DbDep,
     series: Annotated[str, Query(max_length=70)] = DEFAULT_SERIES,
     horizon: Annotated[str, Query(max_length=10)] = str(DEFAULT_HORIZON),
@@ -158,8 +160,9 @@ def forecast_page(
         return render_page(request, "forecast.html", caller, context, status=422)
     try:
         today = datetime.now(UTC).date()
-        named = stored_series(connection, series, today)
-        document = forecast_of(named, periods)
+        ledger = functools.partial(state.cache.current_ledger, connection)
+        named = stored_series(connection, series, today, ledger=ledger)
+        document = cached_forecast(state.cache, named, periods)
     except (SeriesError, ForecastError) as error:
         context["notice"] = f"Series: {str(error).removeprefix('series: ')}."
         return render_page(request, "forecast.html", caller, context, status=422)

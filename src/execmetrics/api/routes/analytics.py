@@ -4,6 +4,7 @@ docs/anomalies.md) and the data quality report (docs/quality.md): the same docum
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,8 +15,8 @@ from execmetrics.analytics.anomaly import AnomalyError
 from execmetrics.analytics.forecast import MAX_HORIZON, ForecastError
 from execmetrics.analytics.metric_series import NamedSeries, stored_series
 from execmetrics.analytics.series import SeriesError
-from execmetrics.analytics.service import anomalies_of, forecast_of, quality_of
-from execmetrics.api.deps import AnalystCaller, DbDep
+from execmetrics.analytics.service import anomalies_of, cached_forecast, quality_of
+from execmetrics.api.deps import AnalystCaller, DbDep, ServerDep, ServerState
 from execmetrics.api.problems import PROBLEM_RESPONSES
 from execmetrics.api.routes.metrics import Tz
 from execmetrics.api.schemas import AnomaliesDocument, ForecastDocument, QualityDocument
@@ -36,9 +37,12 @@ SeriesName = Annotated[
 ]
 
 
-def _series(connection: Connection, name: str, tz: str) -> NamedSeries:
+def _series(state: ServerState, connection: Connection, name: str, tz: str) -> NamedSeries:
+    """The named series, a metric's computed from the movement ledger this process keeps."""
+    today = datetime.now(time_zone(tz)).date()
+    ledger = functools.partial(state.cache.current_ledger, connection)
     try:
-        return stored_series(connection, name, datetime.now(time_zone(tz)).date(), tz)
+        return stored_series(connection, name, today, tz, ledger)
     except SeriesError as error:
         raise InvalidParameter("series", str(error).removeprefix("series: ")) from None
 
@@ -46,6 +50,7 @@ def _series(connection: Connection, name: str, tz: str) -> NamedSeries:
 @router.get("/forecast", response_model=ForecastDocument, response_model_exclude_none=True)
 def forecast(
     _: AnalystCaller,
+    state: ServerDep,
     connection: DbDep,
     series: SeriesName,
     horizon: Annotated[int, Query(ge=1, le=MAX_HORIZON)] = 12,
@@ -53,9 +58,9 @@ def forecast(
 ) -> ForecastDocument:
     """The series forecast `horizon` periods ahead, with 80% and 95% intervals, by the model
     that forecast its past best, and that model's backtest MASE beside the baseline's."""
-    named = _series(connection, series, tz)
+    named = _series(state, connection, series, tz)
     try:
-        return ForecastDocument.model_validate(forecast_of(named, horizon))
+        return ForecastDocument.model_validate(cached_forecast(state.cache, named, horizon))
     except ForecastError as error:
         raise InvalidParameter("series", str(error)) from None
 
@@ -63,6 +68,7 @@ def forecast(
 @router.get("/anomalies", response_model=AnomaliesDocument)
 def anomalies(
     _: AnalystCaller,
+    state: ServerDep,
     connection: DbDep,
     series: SeriesName,
     method: Literal["robust_seasonal", "rolling_zscore"] = "robust_seasonal",
@@ -74,7 +80,7 @@ def anomalies(
 ) -> AnomaliesDocument:
     """Every point of the series judged against the points before it: expected value, band,
     score and whether it is flagged."""
-    named = _series(connection, series, tz)
+    named = _series(state, connection, series, tz)
     try:
         return AnomaliesDocument.model_validate(anomalies_of(named, method, sensitivity))
     except AnomalyError as error:
