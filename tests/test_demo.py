@@ -382,6 +382,41 @@ def test_single_month_and_default_end_month(tmp_path: Path) -> None:
     assert last[:7] == f"{now.year}-{now.month:02d}"
 
 
+def test_a_month_under_way_stops_at_the_moment_the_demo_is_written(tmp_path: Path) -> None:
+    spec = DemoSpec(customers=400, months=3, seed=5, end_month="2025-11")
+    now = datetime(2025, 11, 12, 15, 30, tzinfo=UTC)
+    files = write_demo(spec, tmp_path / "cut", now=now)
+    write_demo(spec, tmp_path / "whole", now=datetime(2025, 12, 1, tzinfo=UTC))
+    cut, whole = Demo(tmp_path / "cut", files), Demo(tmp_path / "whole", files)
+    cutoff = "2025-11-12T15:30:00Z"
+    assert files.customers == len(cut.customers)
+    assert files.customers < len(whole.customers)  # some would sign up later in the month
+    # What happened by then is the whole demo's, nothing after it (ids are numbered anew).
+    for rows, full, column in [
+        (cut.customers, whole.customers, "created_at"),
+        (cut.events, whole.events, "occurred_at"),
+        (cut.tickets, whole.tickets, "opened_at"),
+    ]:
+        assert [without_id(r) for r in rows] == [
+            without_id(r) for r in full if r[column] <= cutoff
+        ]  # fmt: skip
+    assert max(r["date"] for r in cut.fx) == "2025-11-12"
+    # A ticket closed after the moment is still open; the others are as they were.
+    reopened = [r for r in whole.tickets if r["opened_at"] <= cutoff < r["closed_at"]]
+    assert reopened
+    open_now = {r["opened_at"] + r["customer_id"] for r in cut.tickets if not r["closed_at"]}
+    assert {r["opened_at"] + r["customer_id"] for r in reopened} <= open_now
+    activity = read(tmp_path / "cut", "activity_events")
+    assert activity and max(r["occurred_at"] for r in activity) <= cutoff
+    assert files.activity_events == len(activity)
+
+
+def without_id(row: Row) -> Row:
+    """A row without its id, for tickets without the closing moment a cut may clear."""
+    first = next(iter(row))
+    return {k: v for k, v in row.items() if k != first and k != "closed_at"}
+
+
 def test_files_pass_the_ingester_row_checks(demo: Demo) -> None:
     from execmetrics.ingest import rows
 
@@ -407,6 +442,7 @@ def test_files_pass_the_ingester_row_checks(demo: Demo) -> None:
         (DemoSpec(end_month="24-01"), "end_month"),
         (DemoSpec(end_month="2024-01-01"), "end_month"),
         (DemoSpec(end_month="january"), "end_month"),
+        (DemoSpec(months=2, end_month="2999-01"), "end_month"),  # nothing has happened yet
     ],
 )
 def test_bad_specs_are_refused(tmp_path: Path, spec: DemoSpec, parameter: str) -> None:

@@ -5,7 +5,9 @@ marketing_spend.csv, support_tickets.csv (demo_tickets.py) and activity_events.c
 (demo_activity.py) in the format the ingester reads. Each customer is simulated from its
 own RNG (seeded with the spec's seed and the customer number), so the output depends only
 on the spec and customers are written one at a time: memory stays bounded however many
-customers are asked for.
+customers are asked for. Nothing is dated after the moment the demo is written: when the
+last month is this month, its rows stop at that moment (customers who would sign up later
+are left out, tickets that would close later are still open), as a real export's would.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from execmetrics.ingest.rows import CUSTOMER_COLUMNS as INGEST_CUSTOMER_COLUMNS
 
 # The demo writes the ingest format: the ingester's columns, and one custom attribute.
 CUSTOMER_COLUMNS = (*INGEST_CUSTOMER_COLUMNS, "business_type")
+# The timestamp columns a demo still under way is cut at.
+CREATED_AT = CUSTOMER_COLUMNS.index("created_at")
+EVENT_AT = EVENT_COLUMNS.index("occurred_at")
+OPENED_AT = TICKET_COLUMNS.index("opened_at")
+CLOSED_AT = TICKET_COLUMNS.index("closed_at")
+ACTIVITY_AT = ACTIVITY_COLUMNS.index("occurred_at")
 FX_COLUMNS = ("date", "currency", "rate")
 SPEND_COLUMNS = ("month", "source", "campaign", "amount_minor", "currency")
 
@@ -217,23 +225,35 @@ class DemoFiles:
 
 
 def write_demo(
-    spec: DemoSpec, directory: Path, progress: Callable[[int], None] | None = None
+    spec: DemoSpec,
+    directory: Path,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> DemoFiles:
-    """Writes the six CSV files into directory (created if needed).
+    """Writes the six CSV files into directory (created if needed), with nothing dated after
+    `now` (default: the current time).
 
-    progress, when given, is called with the number of customers written since its last
+    progress, when given, is called with the number of customers simulated since its last
     call, every 1000 customers and once at the end for the rest.
     """
     world = _World(spec)
+    moment = int((now or datetime.now(UTC)).timestamp())
+    if moment <= world.start:
+        raise ValueError(
+            f"end_month: months={spec.months} up to {spec.end_month} start after the current "
+            "time, so nothing would have happened yet"
+        )
+    # Only a demo whose last month is still under way is cut; an earlier one is whole.
+    cutoff = world.stamp(moment) if moment < world.end else None
     directory.mkdir(parents=True, exist_ok=True)
-    fx_rows = world.fx_rows()
+    fx_rows = [row for row in world.fx_rows() if cutoff is None or row[0] <= cutoff[:10]]
     spend_rows = world.spend_rows()
     _write_csv(directory / "fx_rates.csv", FX_COLUMNS, fx_rows)
     _write_csv(directory / "marketing_spend.csv", SPEND_COLUMNS, spend_rows)
-    events, tickets, activity = _write_customers(world, directory, progress)
+    customers, events, tickets, activity = _write_customers(world, directory, cutoff, progress)
     return DemoFiles(
         directory=directory,
-        customers=spec.customers,
+        customers=customers,
         subscription_events=events,
         fx_rates=len(fx_rows),
         marketing_spend=len(spend_rows),
@@ -250,11 +270,12 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[list[str]]) -> Non
 
 
 def _write_customers(
-    world: _World, directory: Path, progress: Callable[[int], None] | None
-) -> tuple[int, int, int]:
-    """Customers, their events, tickets and activity; the numbers of events, tickets and
-    activity events."""
-    events = tickets = activity = 0
+    world: _World, directory: Path, cutoff: str | None, progress: Callable[[int], None] | None
+) -> tuple[int, int, int, int]:
+    """Customers, their events, tickets and activity, none dated after `cutoff` (a timestamp
+    as the files write them; None: no limit); the numbers of customers, events, tickets and
+    activity events written."""
+    written = events = tickets = activity = 0
     pending = 0
     event_width = max(7, len(str(world.customers * 10)))
     with (
@@ -274,28 +295,50 @@ def _write_customers(
         activity_width = event_width + 2
         for number, month, slot, in_month in _signup_slots(world.signups):
             customer, rows = world.customer(number, month, slot, in_month)
+            pending += 1
+            # Tickets and activity follow the customer's whole simulated history, then all
+            # three are cut at the same moment.
+            opened = customer_tickets(world.seed, customer[0], rows, world.end)
+            used = customer_activity(world.seed, customer[0], rows, world.end, world.stamp)
+            if cutoff is not None:
+                if customer[CREATED_AT] > cutoff:
+                    continue
+                rows, opened, used = _until(cutoff, rows, opened, used)
+            written += 1
             customer_writer.writerow(customer)
             for row in rows:
                 events += 1
                 row[0] = f"evt_{events:0{event_width}d}"
             event_writer.writerows(rows)
-            opened = customer_tickets(world.seed, customer[0], rows, world.end)
             for ticket in opened:
                 tickets += 1
                 ticket[0] = f"tkt_{tickets:0{event_width}d}"
             ticket_writer.writerows(opened)
-            used = customer_activity(world.seed, customer[0], rows, world.end, world.stamp)
             for use in used:
                 activity += 1
                 use[0] = f"act_{activity:0{activity_width}d}"
             activity_writer.writerows(used)
-            pending += 1
             if progress is not None and pending == _PROGRESS_EVERY:
                 progress(pending)
                 pending = 0
     if progress is not None and pending:
         progress(pending)
-    return events, tickets, activity
+    return written, events, tickets, activity
+
+
+def _until(
+    cutoff: str, events: list[list[str]], tickets: list[list[str]], uses: list[list[str]]
+) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """One customer's rows as they stand at `cutoff`: what happened by then, with a ticket
+    closed later still open."""
+    for ticket in tickets:
+        if ticket[CLOSED_AT] > cutoff:
+            ticket[CLOSED_AT] = ""
+    return (
+        [row for row in events if row[EVENT_AT] <= cutoff],
+        [ticket for ticket in tickets if ticket[OPENED_AT] <= cutoff],
+        [use for use in uses if use[ACTIVITY_AT] <= cutoff],
+    )
 
 
 def _first_month(spec: DemoSpec) -> tuple[int, int]:
