@@ -296,6 +296,9 @@ def _write_customers(
         for number, month, slot, in_month in _signup_slots(world.signups):
             customer, rows = world.customer(number, month, slot, in_month)
             pending += 1
+            if progress is not None and pending == _PROGRESS_EVERY:
+                progress(pending)
+                pending = 0
             # Tickets and activity follow the customer's whole simulated history, then all
             # three are cut at the same moment.
             opened = customer_tickets(world.seed, customer[0], rows, world.end)
@@ -318,9 +321,6 @@ def _write_customers(
                 activity += 1
                 use[0] = f"act_{activity:0{activity_width}d}"
             activity_writer.writerows(used)
-            if progress is not None and pending == _PROGRESS_EVERY:
-                progress(pending)
-                pending = 0
     if progress is not None and pending:
         progress(pending)
     return written, events, tickets, activity
