@@ -49,7 +49,6 @@ import shutil
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -106,6 +105,7 @@ from revenue_engine import (
     DEFAULT_POSTGRES_URL,
     database_list,
     git_commit,
+    git_dirty,
     log,
     machine_info,
     month_label,
@@ -1795,21 +1795,6 @@ def machine_line(machine: dict[str, Any]) -> str:
         + (" with uncommitted changes" if machine.get("git_dirty") else "")
         + "."
     )
-
-
-def git_dirty() -> bool | None:
-    try:
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(status.stdout.strip()) if status.returncode == 0 else None
 
 
 # --------------------------------------------------------------------------- main

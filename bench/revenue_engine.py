@@ -168,20 +168,26 @@ def machine_info(postgres_version: str | None) -> dict[str, Any]:
     }
 
 
-def git_commit() -> str:
+def git_output(*arguments: str) -> str | None:
+    """What `git ARGUMENTS` prints in the repository, stripped; None when git fails."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
+            ["git", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=10,
             check=False,
-        )
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else "unknown"
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_commit() -> str:
+    return git_output("rev-parse", "--short", "HEAD") or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit; None when git cannot tell."""
+    status = git_output("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 # --------------------------------------------------------------------------- subprocesses
