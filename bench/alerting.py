@@ -973,16 +973,22 @@ def run_cycles(
     return result
 
 
-def cycle_after_quality(scheduler: Scheduler, engine: Engine, instant: datetime) -> dict[str, Any]:
-    """As the analytics job does beside the scheduler: a quality report when one is due (a
-    new data version, or the last an hour old), timed on its own; then the cycle."""
+def timed_quality(engine: Engine, instant: datetime) -> tuple[int | None, float]:
+    """The analytics job's check: a quality report measured and stored when one is due (a
+    new data version, or the last an hour old); its id (None: none was due) and seconds."""
     started = time.perf_counter()
-    report = refresh_quality_if_due(engine, "bench", to_micros(instant))
-    quality_seconds = time.perf_counter() - started
+    stored = refresh_quality_if_due(engine, "bench", to_micros(instant))
+    return stored, time.perf_counter() - started
+
+
+def cycle_after_quality(scheduler: Scheduler, engine: Engine, instant: datetime) -> dict[str, Any]:
+    """As the analytics job does beside the scheduler: a quality report when one is due,
+    timed on its own; then the cycle."""
+    stored, quality_seconds = timed_quality(engine, instant)
     figures = one_cycle(scheduler, to_micros(instant))
-    figures["quality_report_seconds"] = None if report is None else quality_seconds
+    figures["quality_report_seconds"] = None if stored is None else quality_seconds
     figures["quality_document_seconds"] = (
-        None if report is None else served_quality_seconds(engine, instant)
+        None if stored is None else served_quality_seconds(engine, instant)
     )
     return figures
 
@@ -991,15 +997,9 @@ def overlapping_cycle(scheduler: Scheduler, engine: Engine, instant: datetime) -
     """The cycle while the analytics job measures the quality report in another thread, as a
     server does after an ingestion through the API, which wakes both: the two share the
     process (and its interpreter lock) and the machine's cores."""
-
-    def report() -> tuple[int | None, float]:
-        started = time.perf_counter()
-        stored = refresh_quality_if_due(engine, "bench", to_micros(instant))
-        return stored, time.perf_counter() - started
-
     with ThreadPoolExecutor(max_workers=1) as pool:
         started = time.perf_counter()
-        measuring = pool.submit(report)
+        measuring = pool.submit(timed_quality, engine, instant)
         figures = one_cycle(scheduler, to_micros(instant))
         stored, quality_seconds = measuring.result()
         figures["both_seconds"] = time.perf_counter() - started

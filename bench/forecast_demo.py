@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,18 +32,15 @@ from execmetrics.analytics.service import cached_forecast, forecast_of  # type: 
 from execmetrics.metrics.cache import DocumentCache  # type: ignore[import-untyped, unused-ignore]
 from execmetrics.store.database import open_database  # type: ignore[import-untyped, unused-ignore]
 from execmetrics.store.roles import as_role  # type: ignore[import-untyped, unused-ignore]
+from revenue_engine import timed
 
 TARGET_SECONDS = 2.0
 
 
-def timed(work: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+def median_timed(work: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     """The median seconds of `repeat` runs of `work`, and its last result."""
-    seconds, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+    runs = [timed(work) for _ in range(repeat)]
+    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,20 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     today = datetime.now(UTC).date()
     with open_database(arguments.db).connect() as connection:
         as_role(connection, arguments.role)
-        from_database, named = timed(
+        from_database, named = median_timed(
             lambda: stored_series(connection, arguments.series, today), repeat
         )
         cache = DocumentCache()
-        read_ledger, _ = timed(lambda: cache.current_ledger(connection), 1)
-        from_ledger, kept = timed(
+        read_ledger, _ = median_timed(lambda: cache.current_ledger(connection), 1)
+        from_ledger, kept = median_timed(
             lambda: stored_series(
                 connection, arguments.series, today, ledger=lambda: cache.current_ledger(connection)
             ),
             repeat,
         )
-        fitted, document = timed(lambda: forecast_of(named, horizon), repeat)
+        fitted, document = median_timed(lambda: forecast_of(named, horizon), repeat)
         cached_forecast(cache, kept, horizon)
-        served, cached = timed(lambda: cached_forecast(cache, kept, horizon), repeat)
+        served, cached = median_timed(lambda: cached_forecast(cache, kept, horizon), repeat)
     values = named.series.values
     rows = [
         (f"{arguments.series} series from the database (`stored_series`), {len(values)} months",
